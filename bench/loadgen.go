@@ -324,6 +324,24 @@ type loadResult struct {
 	cpu         cpuUsage
 }
 
+// merge adds another round's result; CPU use is averaged by duration.
+func (l *loadResult) merge(o loadResult) {
+	total := l.elapsed + o.elapsed
+	for i := range l.cpu {
+		if i < len(o.cpu) {
+			l.cpu[i] = (l.cpu[i]*l.elapsed.Seconds() + o.cpu[i]*o.elapsed.Seconds()) / total.Seconds()
+		}
+	}
+	l.reqs += o.reqs
+	l.bytes += o.bytes
+	l.elapsed = total
+	l.errs += o.errs
+	l.bad += o.bad
+	if l.firstErr == "" {
+		l.firstErr = o.firstErr
+	}
+}
+
 func (l loadResult) reqPerSec() float64 { return float64(l.reqs) / l.elapsed.Seconds() }
 func (l loadResult) mibPerSec() float64 {
 	return float64(l.bytes) / (1 << 20) / l.elapsed.Seconds()

@@ -67,6 +67,7 @@ type config struct {
 	slowClients int
 	wsObjects   int
 	wsCheck     int
+	rounds      int
 	keep        bool
 	spBin       string
 	maxRun      time.Duration
@@ -111,7 +112,8 @@ func parseFlags() config {
 	targets := flag.String("targets", strings.Join(columns, ","), "columns to measure: direct,squid,stageproxy")
 	flag.IntVar(&cfg.conns, "conns", 64, "connections for the hit-rate phases")
 	flag.DurationVar(&cfg.warm, "warmup", time.Second, "load warm-up before measuring")
-	flag.DurationVar(&cfg.dur, "duration", 5*time.Second, "measured load duration per column")
+	flag.DurationVar(&cfg.dur, "duration", 5*time.Second, "measured load duration per column (split over -rounds)")
+	flag.IntVar(&cfg.rounds, "rounds", 2, "the columns take turns this many times in the load phases, each round with its own warm-up")
 	flag.IntVar(&cfg.bigTrials, "big-trials", 5, "16 MiB miss trials per column (median reported)")
 	flag.IntVar(&cfg.missN, "miss-requests", 200, "sequential 4 KiB misses per column (median reported)")
 	flag.IntVar(&cfg.slowClients, "slow-clients", 50, "concurrent clients on one slow object")
@@ -144,6 +146,7 @@ func parseFlags() config {
 		cfg.targets[t] = true
 	}
 	cfg.conns = max(cfg.conns, 1)
+	cfg.rounds = max(cfg.rounds, 1)
 	cfg.bigTrials = max(cfg.bigTrials, 1)
 	cfg.missN = max(cfg.missN, 1)
 	cfg.slowClients = max(cfg.slowClients, 1)
@@ -283,18 +286,23 @@ func run() int {
 		b.phaseHits("1m", size1m, 16)
 	}
 	if cfg.only["miss"] {
+		b.checkAlive("before the miss phase")
 		b.phaseMissLatency()
 	}
 	if cfg.only["slow"] {
+		b.checkAlive("before the slow phase")
 		b.phaseSlow()
 	}
 	if cfg.only["16m"] {
+		b.checkAlive("before the 16m phase")
 		b.phaseBig()
 	}
 	if cfg.only["ws"] {
+		b.checkAlive("before the ws phase")
 		b.phaseWorkingSet()
 	}
 
+	b.checkAlive("at the end of the run")
 	b.report(os.Stdout, time.Since(started))
 
 	if spFailed {
@@ -313,8 +321,10 @@ func run() int {
 	return 0
 }
 
+// gitDescribe names the last commit outside bench/ and says whether the
+// tree (outside bench/) has uncommitted changes.
 func gitDescribe(root string) string {
-	cmd := exec.Command("git", "log", "-1", "--format=%h %s")
+	cmd := exec.Command("git", "log", "-1", "--format=%h %s", "--", ".", ":(exclude)bench")
 	cmd.Dir = root
 	out, err := cmd.Output()
 	if err != nil {
@@ -323,6 +333,11 @@ func gitDescribe(root string) string {
 	s := strings.TrimSpace(string(out))
 	if len(s) > 72 {
 		s = s[:72] + "…"
+	}
+	st := exec.Command("git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench")
+	st.Dir = root
+	if out, err := st.Output(); err == nil && len(strings.TrimSpace(string(out))) > 0 {
+		s += " (+ uncommitted changes)"
 	}
 	return s
 }

@@ -51,6 +51,21 @@ func (b *bench) pids(t *target) []int {
 	return []int{0, b.origin.pid(), t.pid}
 }
 
+// checkAlive drops stageproxy from the remaining phases when its process
+// has exited, with the first panic or fatal line of its log as the reason.
+func (b *bench) checkAlive(phase string) {
+	if b.sp == nil || !b.sp.exited() || b.byName[colStageproxy] == nil {
+		return
+	}
+	if !slices.Contains(b.targets, b.byName[colStageproxy]) {
+		return
+	}
+	why := crashLine(b.sp.log)
+	b.byName[colStageproxy].noteErr("process exited (noticed %s): %s", phase, why)
+	b.drop(colStageproxy, "crashed ("+why+")")
+	b.note("stageproxy process exited (noticed %s): %s; log: %s (kept with -keep)", phase, why, b.sp.log)
+}
+
 // sanity fetches one object through every column and drops the columns that
 // cannot serve it, so that a broken proxy costs no load-phase time.
 func (b *bench) sanity() {
@@ -86,12 +101,13 @@ func (b *bench) sanity() {
 }
 
 // warmVerify fetches each path twice through t on one connection and
-// returns how many second fetches were not hits.
-func (b *bench) warmVerify(t *target, paths []string, size int64) (nonHits int) {
+// returns how many second fetches were checked and how many of those were
+// not hits.
+func (b *bench) warmVerify(t *target, paths []string, size int64) (checked, nonHits int) {
 	c, err := dial(t.addr, time.Now().Add(2*time.Minute))
 	if err != nil {
 		t.noteErr("warm-up: %v", err)
-		return len(paths)
+		return 0, 0
 	}
 	defer func() { c.Close() }()
 	r := response{wantHeaders: true}
@@ -102,25 +118,28 @@ func (b *bench) warmVerify(t *target, paths []string, size int64) (nonHits int) 
 				t.noteErr("warm-up GET %s: %v", p, err)
 				c.Close()
 				if c, err = dial(t.addr, time.Now().Add(2*time.Minute)); err != nil {
-					return len(paths)
+					return checked, nonHits
 				}
 				continue
 			}
 			if r.status != 200 || r.bodyLen != size {
 				t.noteErr("warm-up GET %s: status %d, %d body bytes", p, r.status, r.bodyLen)
 			}
-			if i == 1 && t.proxy && !t.isHit(&r) {
-				nonHits++
+			if i == 1 && t.proxy {
+				checked++
+				if !t.isHit(&r) {
+					nonHits++
+				}
 			}
 			if r.close {
 				c.Close()
 				if c, err = dial(t.addr, time.Now().Add(2*time.Minute)); err != nil {
-					return len(paths)
+					return checked, nonHits
 				}
 			}
 		}
 	}
-	return nonHits
+	return checked, nonHits
 }
 
 // phaseHits: warm the caches with nobj objects of one size, then load every
@@ -136,22 +155,48 @@ func (b *bench) phaseHits(kind string, size int64, nobj int) {
 	} else {
 		rw = b.newRow(rowHits1m)
 	}
+	b.checkAlive("before the warm-up of " + kind + " objects")
 	for _, t := range b.targets {
 		if t.proxy {
-			if n := b.warmVerify(t, paths, size); n > 0 {
+			checked, n := b.warmVerify(t, paths, size)
+			switch {
+			case checked < nobj:
+				b.note("WARNING %s: only %d of %d objects /obj/%s/N could be fetched twice", t.name, checked, nobj, kind)
+				rw.warn[t.name] = fmt.Sprintf("%d/%d unverified", nobj-checked, nobj)
+			case n > 0:
 				b.note("WARNING %s: %d of %d second fetches of /obj/%s/N were not hits (%s)",
 					t.name, n, nobj, kind, hitHeaderName(t))
 				rw.warn[t.name] = fmt.Sprintf("%d/%d not hits", n, nobj)
 			}
 		}
 	}
+	b.checkAlive("after the warm-up of " + kind + " objects")
+	// The columns take turns, cfg.rounds times, so that a change in the
+	// machine's background load does not favour one of them.
+	results := map[string]*loadResult{}
+	reqs := map[string][][]byte{}
 	for _, t := range b.targets {
-		reqs := make([][]byte, len(paths))
-		for i, p := range paths {
-			reqs[i] = t.request("GET", p, "")
+		for _, p := range paths {
+			reqs[t.name] = append(reqs[t.name], t.request("GET", p, ""))
 		}
-		logf("%s hits via %s: %d conns, %v + %v", kind, t.name, b.cfg.conns, b.cfg.warm, b.cfg.dur)
-		res := runLoad(t, reqs, size, b.cfg.conns, b.cfg.warm, b.cfg.dur, b.pids(t))
+	}
+	slice := b.cfg.dur / time.Duration(b.cfg.rounds)
+	for round := range b.cfg.rounds {
+		for _, t := range b.targets {
+			if results[t.name] != nil && results[t.name].errs+results[t.name].bad > 0 {
+				continue
+			}
+			logf("%s hits via %s: %d conns, %v + %v (round %d/%d)", kind, t.name, b.cfg.conns, b.cfg.warm, slice, round+1, b.cfg.rounds)
+			res := runLoad(t, reqs[t.name], size, b.cfg.conns, b.cfg.warm, slice, b.pids(t))
+			if acc := results[t.name]; acc != nil {
+				acc.merge(res)
+			} else {
+				results[t.name] = &res
+			}
+		}
+	}
+	for _, t := range b.targets {
+		res := results[t.name]
 		v := res.reqPerSec()
 		rate := fmt.Sprintf("%.0f req/s", v)
 		if kind != "4k" {

@@ -66,6 +66,20 @@ func tailFile(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// crashLine returns the first "panic:" or "fatal error:" line of a log.
+func crashLine(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "exited"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "fatal error:") {
+			return strings.TrimSpace(l)
+		}
+	}
+	return "exited without a panic line"
+}
+
 // moduleRoot returns the directory holding go.mod, from `go env GOMOD`.
 func moduleRoot(gobin string) (string, error) {
 	out, err := exec.Command(gobin, "env", "GOMOD").Output()
