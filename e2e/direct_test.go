@@ -12,6 +12,7 @@ import (
 // packuments, tarballs): when it passes and the proxied tests fail, the
 // fault is the proxy's.
 func TestRegistriesWithoutProxy(t *testing.T) {
+	t.Parallel()
 	t.Run("pip", func(t *testing.T) {
 		python := requirePip(t)
 		index, rec := newOrigin(t, func(string) http.Handler { return newSimpleIndex(t, pypiFixture) })

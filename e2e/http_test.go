@@ -15,6 +15,7 @@ import (
 // Go's own client, so that a failure here, needing no external tool, points
 // at the proxy's cache rather than at pip or npm.
 func TestHTTPCacheHit(t *testing.T) {
+	t.Parallel()
 	const body = "stageproxy e2e origin\n"
 	origin, rec := newOrigin(t, func(string) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -44,6 +45,9 @@ func TestHTTPCacheHit(t *testing.T) {
 		if !strings.HasPrefix(status, "stageproxy") {
 			t.Errorf("GET %s (#%d) Cache-Status = %q, want one naming stageproxy", target, i+1, status)
 		}
+		if via := resp.header.Values("Via"); !hasVia(via, proxyVia) {
+			t.Errorf("GET %s (#%d) Via = %q, want %q", target, i+1, via, proxyVia)
+		}
 		if isHit := strings.HasPrefix(status, "stageproxy; hit"); isHit != wantHit {
 			t.Errorf("GET %s (#%d) Cache-Status = %q, hit = %v, want %v", target, i+1, status, isHit, wantHit)
 		}
@@ -58,6 +62,7 @@ func TestHTTPCacheHit(t *testing.T) {
 
 // TestHealthz asks the proxy for its own /healthz, in origin form.
 func TestHealthz(t *testing.T) {
+	t.Parallel()
 	proxy := startProxy(t)
 	client := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second} // no proxy
 	t.Cleanup(client.CloseIdleConnections)

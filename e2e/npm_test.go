@@ -14,6 +14,7 @@ import (
 // a plain-HTTP registry on loopback. The second round must get every
 // tarball from the proxy's cache.
 func TestNpmInstallTwice(t *testing.T) {
+	t.Parallel()
 	npm := requireTool(t, "npm")
 	registry, rec := newOrigin(t, func(base string) http.Handler { return newNPMRegistry(t, base, npmFixture) })
 	proxy := startProxy(t)

@@ -20,6 +20,7 @@ import (
 // from the proxy's cache; the index pages may be revalidated, since pip asks
 // for them with Cache-Control: max-age=0.
 func TestPipInstallTwice(t *testing.T) {
+	t.Parallel()
 	python := requirePip(t)
 	index, rec := newOrigin(t, func(string) http.Handler { return newSimpleIndex(t, pypiFixture) })
 	proxy := startProxy(t)
