@@ -284,8 +284,13 @@ func (b *bench) report(w io.Writer, took time.Duration) {
 				}
 				return fmt.Sprintf("%.2f", c.cores[i])
 			}
-			crows = append(crows, []string{c.phase, c.target, c.rate, f(0), f(1), f(2)})
+			other := "—"
+			if len(c.cores) == 4 {
+				other = fmt.Sprintf("%.2f", max(0, c.cores[3]-c.cores[0]-c.cores[1]-c.cores[2]))
+			}
+			crows = append(crows, []string{c.phase, c.target, c.rate, f(0), f(1), f(2), other})
 		}
-		writeTable(w, []string{"phase", "column", "rate", "bench", "origin", "proxy"}, crows)
+		writeTable(w, []string{"phase", "column", "rate", "bench", "origin", "proxy", "rest of machine"}, crows)
+		fmt.Fprintf(w, "\n(%d CPUs; \"rest of machine\" is busy time of other processes and of interrupts not charged to these three; a high value means other load made the numbers noisy.)\n", runtime.NumCPU())
 	}
 }

@@ -233,14 +233,42 @@ func procCPU(pid int) float64 {
 // used (after sub).
 type cpuUsage []float64
 
+// readCPU snapshots the CPU seconds of each pid (0 is this process, -1 none)
+// and, as the last element, the busy CPU seconds of the whole machine.
 func readCPU(pids []int) cpuUsage {
-	u := make(cpuUsage, len(pids))
+	u := make(cpuUsage, len(pids)+1)
 	for i, p := range pids {
 		if p >= 0 {
 			u[i] = procCPU(p)
 		}
 	}
+	u[len(pids)] = machineBusy()
 	return u
+}
+
+// machineBusy returns the busy (not idle, not iowait) CPU seconds of all
+// CPUs from the first line of /proc/stat.
+func machineBusy() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0
+	}
+	var busy float64
+	for i, v := range f[1:] {
+		if i >= 8 { // guest time is already counted in user
+			break
+		}
+		x, _ := strconv.ParseFloat(v, 64)
+		if i != 3 && i != 4 { // idle, iowait
+			busy += x
+		}
+	}
+	return busy / clockTicks
 }
 
 // sub turns two snapshots into average cores used over elapsed.
