@@ -61,7 +61,7 @@ func hasVia(lines []string, want string) bool {
 	return false
 }
 
-// counts returns a copy of the per-path counts.
+// snapshot returns a copy of the per-path counts.
 func (rec *recorder) snapshot() map[string]int {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
