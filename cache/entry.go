@@ -27,7 +27,15 @@ type Entry struct {
 	// in Vary, in the same order, as they were on the request that produced
 	// this entry (RFC 9111 §4.1).
 	VaryValues []string
+	// VaryID is set on a Vary marker: the entry stored under a URL's
+	// primary key when its responses vary (Status 0, no body). Its
+	// variants are stored under keys derived from VaryID, so replacing or
+	// invalidating the marker orphans every old variant at once.
+	VaryID string
 }
+
+// IsVaryMarker reports whether e is a Vary marker rather than a response.
+func (e *Entry) IsVaryMarker() bool { return e.Status == 0 }
 
 // Cost is what the entry counts against the cache size: the key, the header
 // bytes as they would go on the wire, and the body.

@@ -2,13 +2,20 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/elazarl/goproxy"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stageproxy/stageproxy/cache"
@@ -16,6 +23,20 @@ import (
 
 // PortRange is an inclusive range of TCP ports.
 type PortRange struct{ Lo, Hi int }
+
+// defaultTunnelPorts is Polipo's tunnelAllowedPorts.
+var defaultTunnelPorts = []PortRange{{22, 22}, {80, 80}, {109, 110}, {143, 143}, {443, 443}, {873, 873}, {993, 993}, {995, 995}, {2401, 2401}, {5222, 5223}, {9418, 9418}}
+
+// Timeouts on each network step. Hijacked tunnels are not covered by the
+// http.Server's timeouts, hence tunnelIdle.
+const (
+	dialTimeout           = 10 * time.Second
+	tlsHandshakeTimeout   = 10 * time.Second
+	responseHeaderTimeout = 60 * time.Second
+	idleConnTimeout       = 90 * time.Second
+	defaultIdleTimeout    = 60 * time.Second // no body byte from upstream for this long
+	tunnelIdle            = 5 * time.Minute
+)
 
 // Options configures a Handler. The zero value of every field but Cache is
 // usable.
@@ -31,17 +52,16 @@ type Options struct {
 	// Polipo's default list.
 	TunnelAllowedPorts []PortRange
 	// MaxObjectSize is the largest body stored; larger ones stream through.
-	// Zero means 32 MiB (capped at the cache size).
+	// Zero means 32 MiB.
 	MaxObjectSize int64
-	// ServeStaleOnError serves a stale stored response, with a Warning-free
-	// Cache-Status note, when the origin cannot be reached (Polipo's
-	// relaxTransparency = maybe).
+	// ServeStaleOnError serves a stale stored response when the origin
+	// cannot be reached or answers 5xx (Polipo's relaxTransparency =
+	// maybe), unless the response forbids it (must-revalidate).
 	ServeStaleOnError bool
 	// ListenAddrs are the addresses the proxy listens on, so that a request
 	// addressed to the proxy through itself is refused (508).
 	ListenAddrs []string
-	// DialContext dials origins (and, for issue 3, parents). Nil means a
-	// net.Dialer with a 10 s timeout.
+	// DialContext dials origins. Nil means a net.Dialer with a 10 s timeout.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Registerer receives the proxy's metrics. Nil means a private registry.
 	Registerer *prometheus.Registry
@@ -50,11 +70,30 @@ type Options struct {
 	// Status, when set, returns extra lines (configuration without secrets)
 	// for the status page.
 	Status func() [][2]string
+	// IdleTimeout bounds how long an upstream body may send nothing. Zero
+	// means 60 s.
+	IdleTimeout time.Duration
 }
 
 // Handler is the proxy's http.Handler.
 type Handler struct {
-	opts Options
+	opts        Options
+	gp          *goproxy.ProxyHttpServer
+	tr          *http.Transport
+	cache       *cache.Cache
+	log         *slog.Logger
+	now         func() time.Time
+	metrics     *metrics
+	admin       http.Handler
+	maxObject   int64
+	idleTimeout time.Duration
+	clients     []netip.Prefix
+	tunnelPorts []PortRange
+	self        selfAddrs
+	started     time.Time
+
+	mu      sync.Mutex
+	flights map[string]*flight // protects: mu; fills under way by primary key
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -64,13 +103,235 @@ func New(opts Options) (*Handler, error) {
 	if opts.Cache == nil {
 		return nil, errors.New("proxy: Options.Cache is required")
 	}
-	return &Handler{opts: opts}, nil
+	h := &Handler{
+		opts:        opts,
+		cache:       opts.Cache,
+		log:         opts.Logger,
+		now:         opts.Now,
+		maxObject:   opts.MaxObjectSize,
+		idleTimeout: opts.IdleTimeout,
+		clients:     opts.AllowedClients,
+		tunnelPorts: opts.TunnelAllowedPorts,
+		flights:     map[string]*flight{},
+		started:     time.Now(),
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.maxObject <= 0 {
+		h.maxObject = 32 << 20
+	}
+	if h.idleTimeout <= 0 {
+		h.idleTimeout = defaultIdleTimeout
+	}
+	if len(h.clients) == 0 {
+		h.clients = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	}
+	if len(h.tunnelPorts) == 0 {
+		h.tunnelPorts = defaultTunnelPorts
+	}
+	self, err := newSelfAddrs(opts.ListenAddrs)
+	if err != nil {
+		return nil, err
+	}
+	h.self = self
+	reg := opts.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	h.metrics = newMetrics(reg, h.cache)
+
+	dial := opts.DialContext
+	if dial == nil {
+		d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+		dial = d.DialContext
+	}
+	// Our own transport: never a proxy from the environment (HTTP_PROXY
+	// pointing at ourselves would loop), origins verified, no transparent
+	// gzip (bytes pass through as the origin sent them), and a limit on
+	// every step.
+	h.tr = &http.Transport{
+		Proxy:                 nil,
+		DialContext:           dial,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   tlsHandshakeTimeout,
+		ResponseHeaderTimeout: responseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		IdleConnTimeout:       idleConnTimeout,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   64,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     false,
+	}
+
+	gp := goproxy.NewProxyHttpServer()
+	gp.Tr = h.tr
+	gp.ConnectDial = nil // goproxy derived it from HTTPS_PROXY
+	gp.ConnectDialWithReq = func(req *http.Request, network, addr string) (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(req.Context(), dialTimeout)
+		defer cancel()
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		infoFrom(req.Context()).status = http.StatusOK
+		return &idleConn{Conn: c, idle: tunnelIdle}, nil
+	}
+	gp.ConnectionErrHandler = h.connectError
+	gp.Verbose = false
+	gp.Logger = debugLogger{h.log}
+	gp.KeepAcceptEncoding = true
+	gp.KeepHeader = false
+	gp.NonproxyHandler = http.HandlerFunc(h.serveAdmin)
+	gp.OnRequest().DoFunc(func(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+		ctx.RoundTripper = goproxy.RoundTripperFunc(h.roundTrip)
+		return r, nil
+	})
+	gp.OnRequest().HandleConnectFunc(h.handleConnect)
+	h.gp = gp
+	h.admin = h.adminMux(reg)
+	return h, nil
 }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	http.Error(w, "not implemented", http.StatusNotImplemented)
+	start := time.Now()
+	info := &reqInfo{outcome: "-"}
+	lw := &logWriter{ResponseWriter: w}
+	defer h.accessLog(r, lw, info, start)
+
+	if !h.allowed(r.RemoteAddr) {
+		h.metrics.requests.WithLabelValues("forbidden").Inc()
+		info.outcome = "forbidden"
+		writeError(lw, http.StatusForbidden, "client "+hostOnly(r.RemoteAddr)+" is not in allowedClients")
+		return
+	}
+	if r.Method != http.MethodConnect && !r.URL.IsAbs() {
+		info.outcome = "admin"
+		h.serveAdmin(lw, r)
+		return
+	}
+	if h.self.match(r) || viaHops(r.Header) >= maxViaHops {
+		info.outcome = "loop"
+		h.metrics.requests.WithLabelValues("loop").Inc()
+		writeError(lw, http.StatusLoopDetected, "request for "+r.Host+" loops back to this proxy")
+		return
+	}
+	removeHopByHop(r.Header)
+	r.Header["Via"] = append(r.Header["Via"], viaValue)
+	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
+	h.gp.ServeHTTP(lw, r)
+	h.metrics.requests.WithLabelValues(info.outcome).Inc()
+	if info.source != "" {
+		h.metrics.servedBytes.WithLabelValues(info.source).Add(float64(lw.bytes))
+	}
 }
 
 // Close releases idle upstream connections.
-func (h *Handler) Close() {}
+func (h *Handler) Close() { h.tr.CloseIdleConnections() }
+
+// allowed reports whether the client at remoteAddr may use the proxy.
+func (h *Handler) allowed(remoteAddr string) bool {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range h.clients {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func hostOnly(hostport string) string {
+	if host, _, err := net.SplitHostPort(hostport); err == nil {
+		return host
+	}
+	return hostport
+}
+
+// handleConnect lets CONNECT through to allowed ports only.
+func (h *Handler) handleConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+	_, portStr, err := net.SplitHostPort(host)
+	if err != nil {
+		portStr = "80" // goproxy appends :80 to a CONNECT without a port
+	}
+	port, err := strconv.Atoi(portStr)
+	if err == nil && h.tunnelAllowed(port) {
+		return goproxy.OkConnect, host
+	}
+	info := infoFrom(ctx.Req.Context())
+	info.status, info.outcome = http.StatusForbidden, "forbidden"
+	ctx.Resp = errorResponse(ctx.Req, http.StatusForbidden, fmt.Sprintf("CONNECT to port %s is not allowed (tunnelAllowedPorts)", portStr))
+	ctx.Resp.Header.Set("Connection", "close")
+	return goproxy.RejectConnect, host
+}
+
+func (h *Handler) tunnelAllowed(port int) bool {
+	for _, r := range h.tunnelPorts {
+		if port >= r.Lo && port <= r.Hi {
+			return true
+		}
+	}
+	return false
+}
+
+// connectError answers a CONNECT whose dial failed: 504 on a timeout, 502
+// otherwise, with a one-line reason.
+func (h *Handler) connectError(w io.Writer, ctx *goproxy.ProxyCtx, err error) {
+	status := errorStatus(err)
+	info := infoFrom(ctx.Req.Context())
+	info.status, info.outcome = status, "error"
+	h.metrics.upstreamErrors.Inc()
+	reason := errorReason(ctx.Req.URL.Host, err) + "\n"
+	fmt.Fprintf(w, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nVia: %s\r\nConnection: close\r\n\r\n%s",
+		status, http.StatusText(status), len(reason), viaValue, reason)
+}
+
+// debugLogger sends goproxy's own messages to the debug level.
+type debugLogger struct{ l *slog.Logger }
+
+func (d debugLogger) Printf(format string, v ...any) {
+	d.l.Debug("goproxy", "msg", fmt.Sprintf(format, v...))
+}
+
+// idleConn closes a tunnel that carried nothing for idle: every read or
+// write pushes the deadline back.
+type idleConn struct {
+	net.Conn
+	idle time.Duration
+	last atomic.Int64 // unix nanoseconds of the last deadline refresh
+}
+
+func (c *idleConn) extend() {
+	// Setting a deadline is cheap but not free; refresh it at most once a
+	// second. Reads and writes run on two goroutines, hence the atomic.
+	now := time.Now()
+	if last := c.last.Load(); now.UnixNano()-last > int64(time.Second) && c.last.CompareAndSwap(last, now.UnixNano()) {
+		c.Conn.SetDeadline(now.Add(c.idle))
+	}
+}
+
+func (c *idleConn) Read(p []byte) (int, error)  { c.extend(); return c.Conn.Read(p) }
+func (c *idleConn) Write(p []byte) (int, error) { c.extend(); return c.Conn.Write(p) }
+
+// CloseWrite and CloseRead keep the half-close that goproxy's tunnel copy
+// uses when both ends are TCP connections.
+func (c *idleConn) CloseWrite() error {
+	if hc, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return hc.CloseWrite()
+	}
+	return c.Conn.Close()
+}
+
+func (c *idleConn) CloseRead() error {
+	if hc, ok := c.Conn.(interface{ CloseRead() error }); ok {
+		return hc.CloseRead()
+	}
+	return nil
+}

@@ -1,0 +1,486 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/elazarl/goproxy"
+
+	"github.com/stageproxy/stageproxy/cache"
+)
+
+// cacheStatusName is the cache's name in Cache-Status (RFC 9211).
+const cacheStatusName = "stageproxy"
+
+const statusHit = cacheStatusName + "; hit"
+
+// conditionalHeaders are the client's preconditions and range, removed from
+// a fetch the cache makes on behalf of every reader (the cache answers them
+// itself from the full response).
+var conditionalHeaders = []string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range", "Range"}
+
+// errNoReaders stops a fill that is not being stored once every client
+// reading it has gone.
+var errNoReaders = errors.New("every client left")
+
+// roundTrip is goproxy's per-request RoundTripper: it answers from the cache
+// or fetches. It never returns an error the client has not caused: upstream
+// failures become 502/504 responses here, so that goproxy's 500 is never
+// sent (and so that the same happens inside intercepted tunnels later).
+func (h *Handler) roundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
+	info := infoFrom(req.Context())
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		return h.forward(req, info, cacheStatusName+"; fwd=method")
+	}
+	if req.Header.Get("Range") != "" {
+		// Partial responses are not stored; pip's lazy wheel reads
+		// (Range + no-cache) pass straight through.
+		return h.forward(req, info, cacheStatusName+"; fwd=bypass; detail=range")
+	}
+
+	key := cache.PrimaryKey(req)
+	now := h.now()
+	stored, fwd := h.lookup(req, key)
+	if stored != nil {
+		fresh, age := cache.Check(req, stored, now)
+		if fresh == cache.Fresh {
+			info.outcome, info.source = "hit", "cache"
+			h.metrics.hits.Inc()
+			return h.entryResponse(req, stored, age, statusHit), nil
+		}
+		fwd = "stale"
+		if age < cache.FreshnessLifetime(stored.Status, stored.Header, stored.ResponseTime) {
+			fwd = "request" // fresh, but the request's directives forbid using it
+		}
+	}
+	if cache.ParseCacheControl(req.Header).Has("only-if-cached") {
+		info.outcome = "miss"
+		return errorResponse(req, http.StatusGatewayTimeout, "not in cache and the request said only-if-cached"), nil
+	}
+	if req.Method == http.MethodHead && stored == nil {
+		return h.forward(req, info, cacheStatusName+"; fwd="+fwd)
+	}
+	if stored == nil {
+		h.metrics.misses.Inc()
+	} else {
+		h.metrics.revalidations.Inc()
+	}
+	return h.fetchShared(req, info, key, stored, fwd)
+}
+
+// lookup finds the stored response for req, following a Vary marker to the
+// variant that matches the request (RFC 9111 §4.1). fwd names the kind of
+// miss for Cache-Status.
+func (h *Handler) lookup(req *http.Request, key string) (e *cache.Entry, fwd string) {
+	e, ok := h.cache.Get(key)
+	if !ok {
+		return nil, "uri-miss"
+	}
+	if !e.IsVaryMarker() {
+		return e, ""
+	}
+	v, ok := h.cache.Get(variantKey(key, e, req.Header))
+	if !ok {
+		return nil, "vary-miss"
+	}
+	return v, ""
+}
+
+func variantKey(key string, marker *cache.Entry, reqHeader http.Header) string {
+	return cache.VariantKey(key+"\x00"+marker.VaryID, cache.VaryValues(reqHeader, marker.Vary))
+}
+
+// store puts e under key, or under its variant key when the response varies.
+func (h *Handler) store(key string, reqHeader http.Header, e *cache.Entry) bool {
+	names, _ := cache.VaryNames(e.Header)
+	if len(names) == 0 {
+		return h.cache.Set(key, e)
+	}
+	marker, ok := h.cache.Get(key)
+	if !ok || !marker.IsVaryMarker() || !slices.Equal(marker.Vary, names) {
+		marker = &cache.Entry{Vary: names, VaryID: newVaryID()}
+		h.cache.Set(key, marker)
+	}
+	e.Vary = names
+	e.VaryValues = cache.VaryValues(reqHeader, names)
+	return h.cache.Set(variantKey(key, marker, reqHeader), e)
+}
+
+func newVaryID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// entryResponse serves a stored entry: a 304 when the client's own
+// conditional request matches it (RFC 9111 §4.3.2), the entry otherwise.
+func (h *Handler) entryResponse(req *http.Request, e *cache.Entry, age time.Duration, status string) *http.Response {
+	resp := &http.Response{
+		StatusCode: e.Status,
+		Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Request: req,
+	}
+	var hdr http.Header
+	if cache.NotModified(req, e) {
+		resp.StatusCode = http.StatusNotModified
+		hdr = cache.NotModifiedHeaders(e)
+		resp.Body = http.NoBody
+	} else {
+		// A shallow copy is enough: stored value slices are never
+		// modified, only replaced in this map.
+		hdr = make(http.Header, len(e.Header)+4)
+		for k, v := range e.Header {
+			hdr[k] = v
+		}
+		hdr["Content-Length"] = []string{strconv.Itoa(len(e.Body))}
+		resp.ContentLength = int64(len(e.Body))
+		if req.Method == http.MethodHead {
+			resp.Body = http.NoBody
+		} else {
+			resp.Body = io.NopCloser(bytes.NewReader(e.Body))
+		}
+	}
+	hdr["Age"] = []string{strconv.FormatInt(int64(age/time.Second), 10)}
+	hdr["Via"] = append(slices.Clip(e.Header["Via"]), viaValue)
+	hdr["Cache-Status"] = []string{status}
+	resp.Header = hdr
+	resp.Status = strconv.Itoa(resp.StatusCode) + " " + http.StatusText(resp.StatusCode)
+	return resp
+}
+
+// forward sends req upstream as it is and streams the answer back, storing
+// nothing. Unsafe methods invalidate what they may have changed (RFC 9111
+// §4.4).
+func (h *Handler) forward(req *http.Request, info *reqInfo, status string) (*http.Response, error) {
+	info.outcome, info.source = "pass", "upstream"
+	req.RequestURI = ""
+	h.metrics.upstreamRequests.Inc()
+	resp, err := h.tr.RoundTrip(req)
+	if err != nil {
+		return h.upstreamError(req, info, err), nil
+	}
+	removeHopByHop(resp.Header)
+	for _, k := range cache.InvalidatedURLs(req, resp.StatusCode, resp.Header) {
+		h.cache.Delete(k)
+	}
+	resp.Header["Via"] = append(resp.Header["Via"], viaValue)
+	resp.Header.Set("Cache-Status", status+"; fwd-status="+strconv.Itoa(resp.StatusCode))
+	return resp, nil
+}
+
+// upstreamError turns a failed fetch into the response the client gets.
+func (h *Handler) upstreamError(req *http.Request, info *reqInfo, err error) *http.Response {
+	if req.Context().Err() != nil && errors.Is(err, context.Canceled) {
+		info.outcome = "client-gone"
+	} else {
+		info.outcome = "error"
+		h.metrics.upstreamErrors.Inc()
+		h.log.Warn("upstream failed", "url", req.URL.Redacted(), "err", err)
+	}
+	return errorResponse(req, errorStatus(err), errorReason(req.URL.Host, err))
+}
+
+// fetchShared answers req through a flight for key: joining one under way
+// or starting one. stale is the stored response to revalidate, if any.
+func (h *Handler) fetchShared(req *http.Request, info *reqInfo, key string, stale *cache.Entry, fwd string) (*http.Response, error) {
+	// A joiner that cannot use the flight it found (the response is not
+	// shared, varies differently, or its start is gone) tries again; the
+	// last attempt fetches on a flight of its own.
+	const attempts = 3
+	for i := 0; i < attempts; i++ {
+		f, r := h.startOrJoin(req, key, stale, fwd, i < attempts-1)
+		joined := r == nil
+		select {
+		case <-f.head:
+		case <-req.Context().Done():
+			if r != nil {
+				r.Close()
+			}
+			info.outcome = "client-gone"
+			return nil, req.Context().Err()
+		}
+		if r != nil && (f.err != nil || f.entry != nil || !f.shared) {
+			r.Close() // the body, if any, does not come through the flight
+		}
+		if f.err != nil {
+			return h.upstreamError(req, info, f.err), nil
+		}
+		status := f.cacheStatus
+		if joined {
+			status += "; collapsed"
+		}
+		if f.entry != nil {
+			info.outcome, info.source = "revalidated", "cache"
+			age := cache.CurrentAge(f.entry.Header, f.entry.RequestTime, f.entry.ResponseTime, h.now())
+			return h.entryResponse(req, f.entry, age, status), nil
+		}
+		if !f.shared {
+			if joined {
+				continue
+			}
+			info.outcome, info.source = "miss", "upstream"
+			return h.streamResponse(req, f.resp, f.resp.Body, status), nil
+		}
+		if joined {
+			if f.varyNames != nil && !slices.Equal(cache.VaryValues(req.Header, f.varyNames), f.varyValues) {
+				continue
+			}
+			if r = f.newReader(); r == nil {
+				continue
+			}
+		}
+		info.outcome, info.source = "miss", "upstream"
+		if joined {
+			info.outcome = "collapsed"
+		}
+		return h.streamResponse(req, f.resp, r, status), nil
+	}
+	panic("unreachable: the last attempt owns its flight")
+}
+
+// startOrJoin returns the flight under way for key, or starts one. When it
+// starts one, it also returns the starter's reader, registered before the
+// fill runs so that the fill never sees a flight without readers. When
+// register is false the new flight is private to req.
+func (h *Handler) startOrJoin(req *http.Request, key string, stale *cache.Entry, fwd string, register bool) (*flight, *flightReader) {
+	h.mu.Lock()
+	if register {
+		if f, ok := h.flights[key]; ok {
+			h.mu.Unlock()
+			return f, nil
+		}
+	}
+	f := newFlight(key)
+	r := f.newReader()
+	if register {
+		h.flights[key] = f
+	}
+	h.mu.Unlock()
+	h.metrics.upstreamRequests.Inc()
+	go h.fill(req, f, stale, fwd, register)
+	return f, r
+}
+
+// land removes f from the flights under way, so that later requests find
+// the cache (or start afresh) instead.
+func (h *Handler) land(f *flight, registered bool) {
+	if !registered {
+		return
+	}
+	h.mu.Lock()
+	if h.flights[f.key] == f {
+		delete(h.flights, f.key)
+	}
+	h.mu.Unlock()
+}
+
+// streamResponse is the client's copy of a fetched response head with body.
+func (h *Handler) streamResponse(req *http.Request, up *http.Response, body io.ReadCloser, status string) *http.Response {
+	hdr := up.Header.Clone()
+	hdr["Via"] = append(hdr["Via"], viaValue)
+	hdr.Set("Cache-Status", status)
+	resp := &http.Response{
+		Status: up.Status, StatusCode: up.StatusCode,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: hdr, ContentLength: up.ContentLength, Request: req,
+	}
+	if up.ContentLength >= 0 {
+		hdr.Set("Content-Length", strconv.FormatInt(up.ContentLength, 10))
+	}
+	if up.StatusCode == http.StatusOK && cache.NotModified(req, &cache.Entry{Status: up.StatusCode, Header: up.Header}) {
+		// The client already holds this representation: answer its
+		// conditional request ourselves (RFC 9110 §13.2.2).
+		body.Close()
+		nm := cache.NotModifiedHeaders(&cache.Entry{Status: up.StatusCode, Header: up.Header})
+		nm["Via"] = hdr["Via"]
+		nm.Set("Cache-Status", status)
+		resp.StatusCode, resp.Status = http.StatusNotModified, "304 Not Modified"
+		resp.Header, resp.Body, resp.ContentLength = nm, http.NoBody, 0
+		return resp
+	}
+	if req.Method == http.MethodHead {
+		body.Close()
+		body = http.NoBody
+	}
+	resp.Body = body
+	return resp
+}
+
+// fill fetches req's URL for flight f and feeds its body to the flight's
+// readers and, when storable, to the cache. It runs detached from the client
+// that started it, bounded by the transport's timeouts and an idle timer.
+func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd string, registered bool) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(req.Context()))
+	idle := time.AfterFunc(h.idleTimeout, cancel)
+	out := req.Clone(ctx)
+	out.RequestURI = ""
+	for _, k := range conditionalHeaders {
+		out.Header.Del(k)
+	}
+	if stale != nil {
+		cache.AddValidators(out.Header, stale)
+	}
+
+	reqTime := h.now()
+	resp, err := h.tr.RoundTrip(out)
+	respTime := h.now()
+	fail := func(err error) {
+		idle.Stop()
+		cancel()
+		if stale != nil && cache.StaleIfError(req, stale, respTime, h.opts.ServeStaleOnError) {
+			f.entry = stale
+			f.cacheStatus = cacheStatusName + "; fwd=stale; fwd-status=" + strconv.Itoa(errorStatus(err)) + "; detail=stale-if-error"
+		} else {
+			f.err = err
+		}
+		h.land(f, registered)
+		close(f.head)
+	}
+	if err != nil {
+		fail(err)
+		return
+	}
+	removeHopByHop(resp.Header)
+	fwdStatus := cacheStatusName + "; fwd=" + fwd + "; fwd-status=" + strconv.Itoa(resp.StatusCode)
+
+	if stale != nil && resp.StatusCode == http.StatusNotModified {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		resp.Body.Close()
+		idle.Stop()
+		cancel()
+		merged := cache.Merge304(stale, resp.Header, reqTime, respTime)
+		h.store(f.key, req.Header, merged)
+		f.entry = merged
+		f.cacheStatus = fwdStatus
+		h.land(f, registered)
+		close(f.head)
+		return
+	}
+	if stale != nil && resp.StatusCode >= 500 && cache.StaleIfError(req, stale, respTime, h.opts.ServeStaleOnError) {
+		resp.Body.Close()
+		fail(errors.New(resp.Status))
+		return
+	}
+
+	f.resp = resp
+	storable := cache.Storable(req, resp.StatusCode, resp.Header) &&
+		resp.ContentLength <= h.maxObject
+	if !storable {
+		// Not shared: the starter streams straight from upstream, with
+		// nothing held here; joiners fetch on their own.
+		if stale != nil {
+			h.cache.Delete(f.key)
+		}
+		f.shared = false
+		f.cacheStatus = fwdStatus
+		resp.Body = &idleBody{ReadCloser: resp.Body, timer: idle, idle: h.idleTimeout, cancel: cancel}
+		h.land(f, registered)
+		close(f.head)
+		return
+	}
+	f.shared = true
+	f.cacheStatus = fwdStatus + "; stored"
+	if names, _ := cache.VaryNames(resp.Header); len(names) > 0 {
+		f.varyNames, f.varyValues = names, cache.VaryValues(req.Header, names)
+	}
+	if resp.ContentLength > 0 {
+		f.buf = make([]byte, 0, resp.ContentLength)
+	}
+	// Readers clone resp.Header once head is closed: the stored copy is
+	// made before.
+	storedHeader := resp.Header.Clone()
+	delete(storedHeader, "Content-Length")
+	close(f.head)
+
+	err = h.copyBody(f, resp, idle)
+	idle.Stop()
+	cancel()
+	resp.Body.Close()
+	if err == nil && f.storing {
+		e := &cache.Entry{
+			Status:       resp.StatusCode,
+			Header:       storedHeader,
+			Body:         f.buf,
+			RequestTime:  reqTime,
+			ResponseTime: respTime,
+		}
+		if h.store(f.key, req.Header, e) {
+			h.metrics.stored.Inc()
+		}
+	}
+	// Publish the end only now: a client that read the last byte and asks
+	// again at once must find the cache, not a landed flight.
+	h.land(f, registered)
+	f.finish(err)
+	if err != nil && !errors.Is(err, errNoReaders) {
+		h.metrics.upstreamErrors.Inc()
+		h.log.Warn("upstream body failed", "url", req.URL.Redacted(), "err", err)
+	}
+}
+
+// bufPool holds the buffers fills read upstream bodies into.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// copyBody reads resp's body into f. It returns nil only for a complete
+// body: as long as Content-Length said, or to a clean end when it said
+// nothing.
+func (h *Handler) copyBody(f *flight, resp *http.Response, idle *time.Timer) error {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		idle.Reset(h.idleTimeout)
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			total += int64(n)
+			if resp.ContentLength >= 0 && total > resp.ContentLength {
+				return errors.New("body longer than its Content-Length")
+			}
+			if total > h.maxObject {
+				f.stopStoring()
+			}
+			if !f.write(buf[:n]) {
+				return errNoReaders
+			}
+		}
+		if err == io.EOF {
+			if resp.ContentLength >= 0 && total != resp.ContentLength {
+				return io.ErrUnexpectedEOF
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// idleBody is an upstream body streamed to a single client: every read
+// pushes back the idle deadline, and closing it releases the fetch.
+type idleBody struct {
+	io.ReadCloser
+	timer  *time.Timer
+	idle   time.Duration
+	cancel context.CancelFunc
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	b.timer.Reset(b.idle)
+	return b.ReadCloser.Read(p)
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	b.cancel()
+	return b.ReadCloser.Close()
+}

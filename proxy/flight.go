@@ -1,0 +1,252 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"sync"
+
+	"github.com/stageproxy/stageproxy/cache"
+)
+
+// A flight is one upstream fetch of a cacheable URL that any number of
+// clients read while it fills (read-while-write): the first miss starts it,
+// concurrent misses for the same URL join it instead of fetching again, and
+// every reader gets bytes as they arrive rather than after the whole object.
+//
+// The fetch runs on its own goroutine, detached from the client that started
+// it, so one client hanging up does not abort a download others wait on (nor
+// the copy that will be stored). groupcache's singleflight cannot do this: it
+// hands its result over only when the call returns.
+type flight struct {
+	key string // the primary cache key
+
+	// head is closed once the fields below are set; they are read-only
+	// after that.
+	head chan struct{}
+	// err is set when the fetch failed before a response head arrived.
+	err error
+	// resp is the upstream response head (hop-by-hop fields removed). Its
+	// body belongs to the flight.
+	resp *http.Response
+	// entry is set when the answer is a stored entry (a revalidation that
+	// got 304, or a stale entry served because the origin failed); the
+	// body is then entry.Body and nothing streams.
+	entry *cache.Entry
+	// cacheStatus is the Cache-Status value readers report.
+	cacheStatus string
+	// varyValues are the initiator's values of the headers the response
+	// varies on; a joiner whose values differ must fetch on its own.
+	varyNames, varyValues []string
+	// shared is false when the response turned out not to be storable:
+	// only the initiator reads it, straight from upstream.
+	shared bool
+
+	mu   sync.Mutex
+	cond sync.Cond // signals new bytes, completion, or a reader leaving
+	// buf holds body bytes from absolute offset off on. While the object
+	// may be stored, off is 0 and buf grows to the whole body; once it
+	// cannot be (too large), bytes every reader has passed are dropped.
+	buf      []byte // protects: mu
+	off      int64  // protects: mu
+	complete bool   // protects: mu; the body ended (see bodyErr)
+	bodyErr  error  // protects: mu; non-nil when the body ended badly
+	storing  bool   // protects: mu; the body is still headed for the cache
+	readers  map[*flightReader]struct{}
+	// joinable is false once a newcomer could no longer read the body from
+	// its start.
+	joinable bool // protects: mu
+}
+
+func newFlight(key string) *flight {
+	f := &flight{key: key, head: make(chan struct{}), readers: map[*flightReader]struct{}{}, joinable: true, storing: true}
+	f.cond.L = &f.mu
+	return f
+}
+
+// flightReader reads a flight's body from the start, blocking for bytes
+// that have not arrived yet.
+type flightReader struct {
+	f      *flight
+	pos    int64
+	closed bool
+}
+
+// newReader registers a reader, or returns nil when the body's start is
+// gone.
+func (f *flight) newReader() *flightReader {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.joinable {
+		return nil
+	}
+	r := &flightReader{f: f}
+	f.readers[r] = struct{}{}
+	return r
+}
+
+func (r *flightReader) Read(p []byte) (int, error) {
+	f := r.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for {
+		if r.closed {
+			return 0, io.ErrClosedPipe
+		}
+		end := f.off + int64(len(f.buf))
+		if r.pos < end {
+			n := copy(p, f.buf[r.pos-f.off:])
+			r.pos += int64(n)
+			if !f.storing {
+				f.cond.Broadcast() // the filler may be waiting for room
+			}
+			return n, nil
+		}
+		if f.complete {
+			if f.bodyErr != nil {
+				return 0, f.bodyErr
+			}
+			return 0, io.EOF
+		}
+		f.cond.Wait()
+	}
+}
+
+// WriteTo lets io.Copy hand large runs of the buffer to the client in one
+// write instead of 32 KiB at a time. Before it waits for more bytes it
+// flushes w, so that the client receives what has arrived so far (goproxy
+// itself flushes only chunked responses).
+func (r *flightReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	f := r.f
+	flusher, _ := w.(http.Flusher)
+	dirty := false
+	for {
+		f.mu.Lock()
+		if dirty && flusher != nil && !r.closed && r.pos >= f.off+int64(len(f.buf)) && !f.complete {
+			f.mu.Unlock()
+			flusher.Flush()
+			dirty = false
+			continue
+		}
+		for !r.closed && r.pos >= f.off+int64(len(f.buf)) && !f.complete {
+			f.cond.Wait()
+		}
+		if r.closed {
+			f.mu.Unlock()
+			return total, io.ErrClosedPipe
+		}
+		end := f.off + int64(len(f.buf))
+		if r.pos >= end { // complete
+			err := f.bodyErr
+			f.mu.Unlock()
+			return total, err
+		}
+		chunk := f.buf[r.pos-f.off:]
+		trimming := !f.storing
+		f.mu.Unlock()
+
+		// chunk is never modified once appended (appends may move buf,
+		// never rewrite it), so it is safe to write without the lock.
+		n, err := w.Write(chunk)
+		total += int64(n)
+		dirty = true
+		f.mu.Lock()
+		r.pos += int64(n)
+		if trimming {
+			f.cond.Broadcast()
+		}
+		f.mu.Unlock()
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+func (r *flightReader) Close() error {
+	f := r.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !r.closed {
+		r.closed = true
+		delete(f.readers, r)
+		f.cond.Broadcast()
+	}
+	return nil
+}
+
+// window bounds how far the filler may run ahead of its slowest reader once
+// the body is no longer being stored.
+const window = 1 << 20
+
+// write appends body bytes and wakes readers. While the body is not headed
+// for the cache it waits until the slowest reader is within window, and
+// returns false when no reader is left (the fetch should stop).
+func (f *flight) write(p []byte) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.storing {
+		for len(f.readers) > 0 && f.end()-f.minPosLocked() > window {
+			f.cond.Wait()
+		}
+		if len(f.readers) == 0 {
+			return false
+		}
+		f.trimLocked()
+	}
+	f.buf = append(f.buf, p...)
+	f.cond.Broadcast()
+	return true
+}
+
+func (f *flight) end() int64 { return f.off + int64(len(f.buf)) }
+
+func (f *flight) minPosLocked() int64 {
+	min := f.end()
+	for r := range f.readers {
+		if r.pos < min {
+			min = r.pos
+		}
+	}
+	return min
+}
+
+// trimLocked drops the bytes every reader has passed.
+func (f *flight) trimLocked() {
+	drop := f.minPosLocked() - f.off
+	if drop <= 0 {
+		return
+	}
+	rest := len(f.buf) - int(drop)
+	nb := make([]byte, rest, max(rest, 64<<10))
+	copy(nb, f.buf[drop:])
+	f.buf = nb
+	f.off += drop
+}
+
+// stopStoring gives up on caching the body (it grew past the object size
+// limit): no one may join any more, and bytes are dropped as readers pass
+// them.
+func (f *flight) stopStoring() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.storing = false
+	f.joinable = false
+	f.trimLocked()
+	f.cond.Broadcast()
+}
+
+// finish marks the body complete; err is nil for a clean end.
+func (f *flight) finish(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.complete = true
+	f.bodyErr = err
+	f.cond.Broadcast()
+}
+
+// readerCount is the number of registered readers.
+func (f *flight) readerCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.readers)
+}

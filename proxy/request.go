@@ -1,0 +1,157 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// reqInfo collects what the access log and the metrics report about one
+// request as it passes through goproxy.
+type reqInfo struct {
+	outcome string // hit, miss, collapsed, revalidated, pass, error, ...
+	source  string // "cache" or "upstream": where the body bytes came from
+	status  int    // for CONNECT, whose response goproxy writes on the raw connection
+}
+
+type infoKey struct{}
+
+// infoFrom returns the request's reqInfo, or a throwaway one for requests
+// that did not come through ServeHTTP (goproxy's MITM loop later).
+func infoFrom(ctx context.Context) *reqInfo {
+	if i, ok := ctx.Value(infoKey{}).(*reqInfo); ok {
+		return i
+	}
+	return &reqInfo{}
+}
+
+// logWriter records the status and the body bytes written, for the access
+// log. It keeps the Hijacker and Flusher of the writer it wraps: goproxy
+// needs the first for CONNECT.
+type logWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *logWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *logWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *logWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// accessLog writes the request's one access-log line. The URL is redacted:
+// userinfo in a request URL is a credential.
+func (h *Handler) accessLog(r *http.Request, w *logWriter, info *reqInfo, start time.Time) {
+	status := w.status
+	if status == 0 {
+		status = info.status
+	}
+	target := r.Host
+	if r.Method != http.MethodConnect {
+		target = r.URL.Redacted()
+	}
+	h.log.Info("request",
+		"client", hostOnly(r.RemoteAddr),
+		"method", r.Method,
+		"url", target,
+		"status", status,
+		"bytes", w.bytes,
+		"cache", info.outcome,
+		"dur", time.Since(start).Round(time.Microsecond),
+	)
+}
+
+// selfAddrs recognises requests addressed to the proxy itself.
+type selfAddrs struct {
+	ports map[int]bool        // ports the proxy listens on
+	ips   map[netip.Addr]bool // addresses it listens on; all local ones for a wildcard
+}
+
+func newSelfAddrs(listen []string) (selfAddrs, error) {
+	s := selfAddrs{ports: map[int]bool{}, ips: map[netip.Addr]bool{}}
+	for _, a := range listen {
+		host, portStr, err := net.SplitHostPort(a)
+		if err != nil {
+			return s, err
+		}
+		port, err := strconv.Atoi(portStr)
+		if err != nil {
+			return s, err
+		}
+		s.ports[port] = true
+		ip, err := netip.ParseAddr(host)
+		if host == "" || host == "localhost" || (err == nil && (ip.IsUnspecified() || ip.IsLoopback())) {
+			s.ips[netip.MustParseAddr("127.0.0.1")] = true
+			s.ips[netip.MustParseAddr("::1")] = true
+		}
+		if err == nil && ip.IsUnspecified() {
+			if addrs, err := net.InterfaceAddrs(); err == nil {
+				for _, ia := range addrs {
+					if p, err := netip.ParsePrefix(ia.String()); err == nil {
+						s.ips[p.Addr().Unmap()] = true
+					}
+				}
+			}
+		} else if err == nil {
+			s.ips[ip.Unmap()] = true
+		}
+	}
+	return s, nil
+}
+
+// match reports whether r's target is one of the proxy's own addresses.
+func (s selfAddrs) match(r *http.Request) bool {
+	hostport := r.URL.Host
+	if hostport == "" {
+		hostport = r.Host
+	}
+	host, portStr, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host, portStr = hostport, "80"
+		if r.URL.Scheme == "https" {
+			portStr = "443"
+		}
+	}
+	port, _ := strconv.Atoi(portStr)
+	if !s.ports[port] {
+		return false
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return s.ips[netip.MustParseAddr("127.0.0.1")]
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	return s.ips[ip] || (ip.IsLoopback() && s.ips[netip.MustParseAddr("127.0.0.1")])
+}
