@@ -256,7 +256,7 @@ func run() int {
 			}
 			if err != nil {
 				b.status[colStageproxy] = "build failed"
-				logf("stageproxy: %v", err)
+				b.note("stageproxy: %s", firstLines(err.Error(), 6))
 				spFailed = true
 			}
 		}
@@ -264,7 +264,7 @@ func run() int {
 			sp, addr, err := startStageproxy(bin, tmp)
 			if err != nil {
 				b.status[colStageproxy] = "did not start"
-				logf("stageproxy: %v", err)
+				b.note("stageproxy: %s", firstLines(err.Error(), 6))
 				spFailed = true
 			} else {
 				atExit(func() { sp.stop(5 * time.Second) })
@@ -319,6 +319,14 @@ func run() int {
 		return 1
 	}
 	return 0
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = append(lines[:n], "…")
+	}
+	return strings.Join(lines, " / ")
 }
 
 // gitDescribe names the last commit outside bench/ and says whether the
