@@ -42,12 +42,19 @@ func errorReason(host string, err error) string {
 // errorResponse builds a response the proxy makes itself: the status, a
 // one-line text body, and the proxy's Via and Cache-Status.
 func errorResponse(req *http.Request, status int, reason string) *http.Response {
+	return errorResponseFwd(req, status, reason, "miss")
+}
+
+// errorResponseFwd is errorResponse with the Cache-Status fwd value given:
+// "miss" when the origin was tried, "bypass" when the proxy refused.
+func errorResponseFwd(req *http.Request, status int, reason, fwd string) *http.Response {
 	body := reason + "\n"
 	h := http.Header{}
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Set("Cache-Control", "no-store")
 	h.Set("Via", viaValue)
+	h.Set("Cache-Status", cacheStatusName+"; fwd="+fwd+"; detail=proxy-error")
 	return &http.Response{
 		Status:        strconv.Itoa(status) + " " + http.StatusText(status),
 		StatusCode:    status,

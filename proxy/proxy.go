@@ -267,7 +267,7 @@ func (h *Handler) handleConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.Co
 	}
 	info := infoFrom(ctx.Req.Context())
 	info.status, info.outcome = http.StatusForbidden, "forbidden"
-	ctx.Resp = errorResponse(ctx.Req, http.StatusForbidden, fmt.Sprintf("CONNECT to port %s is not allowed (tunnelAllowedPorts)", portStr))
+	ctx.Resp = errorResponseFwd(ctx.Req, http.StatusForbidden, fmt.Sprintf("CONNECT to port %s is not allowed (tunnelAllowedPorts)", portStr), "bypass")
 	ctx.Resp.Header.Set("Connection", "close")
 	return goproxy.RejectConnect, host
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math"
 	"net"
-	"net/http"
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -21,14 +20,8 @@ import (
 	"github.com/stageproxy/stageproxy/proxy"
 )
 
-// Limits of the HTTP server. ReadTimeout stays 0: an upload (twine, npm
-// publish) through the proxy may legitimately take long.
+// The client-side limits of the HTTP server are proxy.NewServer's.
 const (
-	readHeaderTimeout = 10 * time.Second
-	idleTimeout       = 120 * time.Second
-	// maxHeaderBytes bounds a request's header block; Go answers 431 above
-	// it.
-	maxHeaderBytes = 64 << 10
 	// shutdownTimeout is how long transfers in flight may take to finish
 	// after SIGTERM or SIGINT.
 	shutdownTimeout = 30 * time.Second
@@ -283,14 +276,7 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 		logger.Info("memory limit set", "bytes", limit)
 	}
 
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       0,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(handler, slog.LevelDebug),
-	}
+	srv := proxy.NewServer(h, logger)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
