@@ -467,9 +467,9 @@ func (b *bench) phaseWorkingSet() {
 		}
 		survive.cells[t.name] = val(float64(hits))
 		if t.name == colSquid && hits == 0 && refused == b.cfg.wsCheck {
-			b.note("squid keeps none of the newest objects once cache_mem is full: it stops admitting new objects " +
-				"to its memory cache rather than evicting old ones (reproducible with curl; the only-if-cached " +
-				"check answered 504 without contacting the origin, so it did not cause this)")
+			b.note("squid kept none of the newest objects: once cache_mem is full, Squid 5.7 admits few newly fetched " +
+				"objects to its memory cache (reproducible with curl; the only-if-cached check answered 504 " +
+				"without contacting the origin, so the check did not cause this)")
 		}
 		survive.extra[t.name] = fmt.Sprintf("misses: %d answered 504, %d fetched; check caused %d origin fetches",
 			refused, other, originAfter-originBefore)
