@@ -209,6 +209,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(lw, http.StatusForbidden, "client "+hostOnly(r.RemoteAddr)+" is not in allowedClients")
 		return
 	}
+	if ambiguousFraming(r.Context()) {
+		info.outcome = "bad-request"
+		lw.Header().Set("Connection", "close")
+		writeError(lw, http.StatusBadRequest, "request has both Content-Length and Transfer-Encoding (RFC 9112 §6.3); refused")
+		return
+	}
 	if r.Method != http.MethodConnect && !r.URL.IsAbs() {
 		info.outcome = "admin"
 		h.serveAdmin(lw, r)

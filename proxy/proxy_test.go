@@ -54,7 +54,7 @@ func newTestProxy(t *testing.T, opts Options) *testProxy {
 	}
 	srv := httptest.NewUnstartedServer(h)
 	srv.Listener.Close()
-	srv.Listener = ln
+	srv.Listener = WrapListener(ln)
 	srv.Config = NewServer(h, opts.Logger)
 	srv.Start()
 	t.Cleanup(srv.Close)
@@ -543,6 +543,7 @@ func TestMalformedRequests(t *testing.T) {
 		{"bad request line", "GET\r\n\r\n", http.StatusBadRequest},
 		{"bad version", "GET http://" + host + "/ HTTP/9\r\nHost: " + host + "\r\n\r\n", http.StatusBadRequest},
 		{"huge header", "GET http://" + host + "/ HTTP/1.1\r\nHost: " + host + "\r\nX-Big: " + strings.Repeat("a", 200<<10) + "\r\n\r\n", http.StatusRequestHeaderFieldsTooLarge},
+		{"Content-Length and Transfer-Encoding", "POST http://" + host + "/ HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", http.StatusBadRequest},
 		{"CONNECT to a port not allowed", "CONNECT " + host + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n", http.StatusForbidden},
 	}
 	for _, tt := range tests {

@@ -20,7 +20,8 @@ const (
 // header size, idle keep-alive connections closed, and net/http's own error
 // log sent to logger at debug level. There is no overall read or write
 // timeout, since a download may legitimately take long; slow clients are
-// bounded per write instead (see logWriter).
+// bounded per write instead (see logWriter). Serve it on WrapListener's
+// listener so that ambiguous request framing is refused.
 func NewServer(h http.Handler, logger *slog.Logger) *http.Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -31,5 +32,6 @@ func NewServer(h http.Handler, logger *slog.Logger) *http.Server {
 		IdleTimeout:       clientIdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		ConnContext:       connContext,
 	}
 }

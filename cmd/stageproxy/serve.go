@@ -278,7 +278,7 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 
 	srv := proxy.NewServer(h, logger)
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve(proxy.WrapListener(ln)) }()
 
 	select {
 	case err := <-served:

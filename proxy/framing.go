@@ -1,0 +1,196 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"strconv"
+	"sync/atomic"
+)
+
+// net/http accepts a request that carries both Content-Length and
+// Transfer-Encoding: it drops Content-Length and reads chunks (RFC 9112
+// §6.1 allows that), and the handler cannot tell that the request was
+// ambiguous. Such a request is the classic request-smuggling probe, and
+// a proxy in front of other servers should refuse it (RFC 9112 §6.3 calls it
+// an error) and close the connection. framingConn watches the bytes a
+// client sends, follows the message framing from request to request, and
+// flags the connection when a header block has both fields; ServeHTTP then
+// answers 400 and closes.
+
+// WrapListener returns ln with every accepted connection watched for
+// ambiguous framing. Serve the proxy's http.Server (NewServer) on it.
+func WrapListener(ln net.Listener) net.Listener { return framingListener{ln} }
+
+type framingListener struct{ net.Listener }
+
+func (l framingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &framingConn{Conn: c}, nil
+}
+
+type connKey struct{}
+
+// connContext is the http.Server's ConnContext: it makes the connection's
+// framing watcher reachable from the request.
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if fc, ok := c.(*framingConn); ok {
+		return context.WithValue(ctx, connKey{}, fc)
+	}
+	return ctx
+}
+
+// ambiguousFraming reports whether the connection ctx belongs to carried a
+// request with both Content-Length and Transfer-Encoding.
+func ambiguousFraming(ctx context.Context) bool {
+	fc, ok := ctx.Value(connKey{}).(*framingConn)
+	return ok && fc.ambiguous.Load()
+}
+
+// framing states.
+const (
+	stHeader    = iota // reading a header block
+	stBody             // skipping remaining body bytes
+	stChunkSize        // reading a chunk-size line
+	stChunkData        // skipping chunk data (plus its CRLF)
+	stTrailer          // reading trailer lines up to the empty one
+	stDone             // a tunnel, or past what we can follow: stop watching
+)
+
+// framingConn follows request framing on the bytes read from a client.
+// Reads happen on one goroutine at a time (net/http's connection reader),
+// so only the flag needs to be atomic.
+type framingConn struct {
+	net.Conn
+	ambiguous atomic.Bool
+
+	state  int
+	line   []byte // the header block or line being read
+	remain int64  // body or chunk bytes still to skip
+}
+
+func (c *framingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && c.state != stDone {
+		c.scan(p[:n])
+	}
+	return n, err
+}
+
+// maxBlock bounds what is held while looking for the end of a header block;
+// net/http refuses larger blocks itself (431).
+const maxBlock = maxHeaderBytes + 4096
+
+func (c *framingConn) scan(b []byte) {
+	for len(b) > 0 && c.state != stDone {
+		switch c.state {
+		case stBody, stChunkData:
+			k := min(int64(len(b)), c.remain)
+			b = b[k:]
+			c.remain -= k
+			if c.remain == 0 {
+				if c.state == stBody {
+					c.state = stHeader
+				} else {
+					c.state = stChunkSize
+				}
+			}
+		case stHeader:
+			i := bytes.IndexByte(b, '\n')
+			if i < 0 {
+				c.line = append(c.line, b...)
+				b = nil
+			} else {
+				c.line = append(c.line, b[:i+1]...)
+				b = b[i+1:]
+				c.headerLine()
+			}
+			if len(c.line) > maxBlock {
+				c.state = stDone
+			}
+		case stChunkSize, stTrailer:
+			i := bytes.IndexByte(b, '\n')
+			if i < 0 {
+				c.line = append(c.line, b...)
+				b = nil
+				if len(c.line) > 4096 {
+					c.state = stDone
+				}
+				continue
+			}
+			c.line = append(c.line, b[:i+1]...)
+			b = b[i+1:]
+			line := bytes.TrimRight(c.line, "\r\n")
+			c.line = c.line[:0]
+			if c.state == stTrailer {
+				if len(line) == 0 {
+					c.state = stHeader
+				}
+				continue
+			}
+			if j := bytes.IndexByte(line, ';'); j >= 0 {
+				line = line[:j]
+			}
+			size, err := strconv.ParseInt(string(bytes.TrimSpace(line)), 16, 64)
+			switch {
+			case err != nil || size < 0:
+				c.state = stDone // net/http will reject it
+			case size == 0:
+				c.state = stTrailer
+			default:
+				c.state, c.remain = stChunkData, size+2 // data and its CRLF
+			}
+		}
+	}
+}
+
+// headerLine is called with c.line ending in a newline; at the empty line
+// that ends a block it works out the framing of the body that follows.
+func (c *framingConn) headerLine() {
+	block := c.line
+	if !(bytes.HasSuffix(block, []byte("\n\r\n")) || bytes.HasSuffix(block, []byte("\n\n"))) {
+		if bytes.Equal(bytes.TrimSpace(block), nil) {
+			c.line = c.line[:0] // blank lines before a request are ignored (RFC 9112 §2.2)
+		}
+		return
+	}
+	c.line = c.line[:0]
+	lines := bytes.Split(block, []byte("\n"))
+	if bytes.HasPrefix(lines[0], []byte("CONNECT ")) {
+		c.state = stDone // the rest is a tunnel
+		return
+	}
+	var cl int64 = -1
+	hasCL, chunked, hasTE := false, false, false
+	for _, l := range lines[1:] {
+		name, value, ok := bytes.Cut(l, []byte(":"))
+		if !ok {
+			continue
+		}
+		value = bytes.TrimSpace(value)
+		switch {
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			hasCL = true
+			if n, err := strconv.ParseInt(string(value), 10, 64); err == nil {
+				cl = n
+			}
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			hasTE = true
+			chunked = bytes.EqualFold(value, []byte("chunked"))
+		}
+	}
+	switch {
+	case hasCL && hasTE:
+		c.ambiguous.Store(true)
+		c.state = stDone
+	case chunked:
+		c.state = stChunkSize
+	case cl > 0:
+		c.state, c.remain = stBody, cl
+	case hasTE:
+		c.state = stDone // net/http rejects other codings
+	}
+}
