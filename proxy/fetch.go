@@ -393,7 +393,11 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 		f.varyNames, f.varyValues = names, cache.VaryValues(req.Header, names)
 	}
 	if resp.ContentLength > 0 {
-		f.buf = make([]byte, 0, resp.ContentLength)
+		// Start small so the first bytes go out at once; the buffer grows
+		// to the announced length in one step after them (allocating and
+		// zeroing 16 MiB before the first byte cost milliseconds).
+		f.buf = make([]byte, 0, min(resp.ContentLength, 64<<10))
+		f.sizeHint = resp.ContentLength
 	}
 	// Readers clone resp.Header once head is closed: the stored copy is
 	// made before.

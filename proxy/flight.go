@@ -52,6 +52,10 @@ type flight struct {
 	bodyErr  error  // protects: mu; non-nil when the body ended badly
 	storing  bool   // protects: mu; the body is still headed for the cache
 	readers  map[*flightReader]struct{}
+	// sizeHint is the announced body length, to which buf grows in one
+	// step once its small first allocation is full. Only the filler
+	// goroutine touches it.
+	sizeHint int64
 	// joinable is false once a newcomer could no longer read the body from
 	// its start.
 	joinable bool // protects: mu
@@ -182,8 +186,24 @@ const window = 1 << 20
 // for the cache it waits until the slowest reader is within window, and
 // returns false when no reader is left (the fetch should stop).
 func (f *flight) write(p []byte) bool {
+	var grown []byte
+	if f.sizeHint > 0 && f.storing {
+		// Only this goroutine appends to buf, so its length and capacity
+		// can be read without the lock; allocate outside it.
+		if n := len(f.buf) + len(p); n > cap(f.buf) {
+			if f.sizeHint >= int64(n) {
+				grown = make([]byte, 0, f.sizeHint)
+			}
+			f.sizeHint = 0
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if grown != nil {
+		// Readers may still be writing from the old array: it is left as
+		// it is, never reused.
+		f.buf = append(grown, f.buf...)
+	}
 	if !f.storing {
 		for len(f.readers) > 0 && f.end()-f.minPosLocked() > window {
 			f.cond.Wait()
