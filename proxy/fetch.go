@@ -47,21 +47,12 @@ func (h *Handler) roundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Respo
 		return h.forward(req, info, cacheStatusName+"; fwd=bypass; detail=range")
 	}
 
-	key := cache.PrimaryKey(req)
-	now := h.now()
-	stored, fwd := h.lookup(req, key)
-	if stored != nil {
-		fresh, age := cache.Check(req, stored, now)
-		if fresh == cache.Fresh {
-			info.outcome, info.source = "hit", "cache"
-			h.metrics.hits.Inc()
-			return h.entryResponse(req, stored, age, statusHit), nil
-		}
-		fwd = "stale"
-		if age < cache.FreshnessLifetime(stored.Status, stored.Header, stored.ResponseTime) {
-			fwd = "request" // fresh, but the request's directives forbid using it
+	if !info.looked {
+		if resp := h.answerFromCache(req, info); resp != nil {
+			return resp, nil
 		}
 	}
+	key, stored, fwd := info.key, info.stored, info.fwd
 	if cache.ParseCacheControl(req.Header).Has("only-if-cached") {
 		info.outcome = "miss"
 		return errorResponse(req, http.StatusGatewayTimeout, "not in cache and the request said only-if-cached"), nil
@@ -75,6 +66,46 @@ func (h *Handler) roundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Respo
 		h.metrics.revalidations.Inc()
 	}
 	return h.fetchShared(req, info, key, stored, fwd)
+}
+
+// answerFromCache answers a GET or HEAD from a fresh stored response, or
+// returns nil after recording in info what the lookup found (the stale
+// entry to revalidate, the kind of miss) for roundTrip to go on from.
+func (h *Handler) answerFromCache(req *http.Request, info *reqInfo) *http.Response {
+	if (req.Method != http.MethodGet && req.Method != http.MethodHead) || req.Header.Get("Range") != "" || !req.URL.IsAbs() {
+		return nil
+	}
+	info.looked = true
+	info.key = cache.PrimaryKey(req)
+	stored, fwd := h.lookup(req, info.key)
+	info.stored, info.fwd = stored, fwd
+	if stored == nil {
+		return nil
+	}
+	fresh, age := cache.Check(req, stored, h.now())
+	if fresh == cache.Fresh {
+		info.outcome, info.source = "hit", "cache"
+		h.metrics.hits.Inc()
+		return h.entryResponse(req, stored, age, statusHit)
+	}
+	info.fwd = "stale"
+	if age < cache.FreshnessLifetime(stored.Status, stored.Header, stored.ResponseTime) {
+		info.fwd = "request" // fresh, but the request's directives forbid using it
+	}
+	return nil
+}
+
+// writeResponse writes a response the proxy built to w.
+func writeResponse(w http.ResponseWriter, resp *http.Response) {
+	hdr := w.Header()
+	for k, v := range resp.Header {
+		hdr[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	if resp.Body != http.NoBody {
+		io.Copy(w, resp.Body)
+	}
+	resp.Body.Close()
 }
 
 // lookup finds the stored response for req, following a Vary marker to the

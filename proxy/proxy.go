@@ -228,8 +228,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	removeHopByHop(r.Header)
 	r.Header["Via"] = append(r.Header["Via"], viaValue)
-	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
-	h.gp.ServeHTTP(lw, r)
+	if resp := h.answerFromCache(r, info); resp != nil {
+		// A fresh hit needs nothing of goproxy's: write it here, saving
+		// its per-request work on the path that must be fastest.
+		writeResponse(lw, resp)
+	} else {
+		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
+		h.gp.ServeHTTP(lw, r)
+	}
 	h.metrics.requests.WithLabelValues(info.outcome).Inc()
 	if info.source != "" {
 		h.metrics.servedBytes.WithLabelValues(info.source).Add(float64(lw.bytes))

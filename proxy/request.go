@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/stageproxy/stageproxy/cache"
 )
 
 // reqInfo collects what the access log and the metrics report about one
@@ -17,6 +19,12 @@ type reqInfo struct {
 	outcome string // hit, miss, collapsed, revalidated, pass, error, ...
 	source  string // "cache" or "upstream": where the body bytes came from
 	status  int    // for CONNECT, whose response goproxy writes on the raw connection
+
+	// What answerFromCache found, so the lookup is not repeated.
+	looked bool
+	key    string       // primary cache key
+	stored *cache.Entry // stale or unusable stored response, if any
+	fwd    string       // Cache-Status fwd value for a forwarded request
 }
 
 type infoKey struct{}

@@ -216,8 +216,12 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 		defer f.Close()
 		logOut = f
 	}
-	handler := slog.NewTextHandler(logOut, nil)
-	logger := slog.New(handler)
+	sink := newLogSink(logOut)
+	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
+	sinkDone := make(chan struct{})
+	go func() { sink.run(sinkCtx); close(sinkDone) }()
+	defer func() { stopSink(); <-sinkDone }() // the last lines reach the log before it closes
+	logger := slog.New(flushingHandler{slog.NewTextHandler(sink, nil), sink})
 
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"path/filepath"
@@ -66,15 +67,15 @@ func TestMemoryLimit(t *testing.T) {
 	}
 }
 
-// logSink collects log output and passes each line to lines, dropping lines
+// lineCollector collects log output and passes each line to lines, dropping lines
 // nobody waits for.
-type logSink struct {
+type lineCollector struct {
 	mu    sync.Mutex
 	buf   bytes.Buffer // protects: mu
 	lines chan string
 }
 
-func (s *logSink) Write(p []byte) (int, error) {
+func (s *lineCollector) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	s.buf.Write(p)
 	s.mu.Unlock()
@@ -87,7 +88,7 @@ func (s *logSink) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (s *logSink) String() string {
+func (s *lineCollector) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.buf.String()
@@ -96,9 +97,9 @@ func (s *logSink) String() string {
 // startServe runs serveRun in the background with --listen 127.0.0.1:0 and
 // returns the address from its first log line, a function that stops it and
 // returns serveRun's error, and the log.
-func startServe(t *testing.T, configPath string, env map[string]string) (addr string, stop func() error, log *logSink, memLimit *int64) {
+func startServe(t *testing.T, configPath string, env map[string]string) (addr string, stop func() error, log *lineCollector, memLimit *int64) {
 	t.Helper()
-	log = &logSink{lines: make(chan string, 64)}
+	log = &lineCollector{lines: make(chan string, 64)}
 	memLimit = new(int64)
 	opts, err := newServeOptions(serveFlags{listen: "127.0.0.1:0"}, configPath, false, log,
 		func(k string) string { return env[k] })
@@ -191,5 +192,19 @@ func TestServeRunDefaultsAndGOMEMLIMIT(t *testing.T) {
 	}
 	if *memLimit != 0 {
 		t.Errorf("memory limit set to %d with GOMEMLIMIT in the environment, want untouched", *memLimit)
+	}
+}
+
+func TestLogSinkFlushesAllButAccessLines(t *testing.T) {
+	var out strings.Builder
+	sink := newLogSink(&out)
+	logger := slog.New(flushingHandler{slog.NewTextHandler(sink, nil), sink})
+	logger.Info(accessLogMessage, "url", "http://a/")
+	if out.Len() != 0 {
+		t.Errorf("access line written at once: %q; want it buffered", out.String())
+	}
+	logger.Warn("upstream failed")
+	if got := out.String(); !strings.Contains(got, "url=http://a/") || !strings.Contains(got, "upstream failed") {
+		t.Errorf("after a warning the log holds %q; want both lines", got)
 	}
 }
