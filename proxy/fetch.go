@@ -48,8 +48,8 @@ func (h *Handler) roundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Respo
 	}
 
 	if !info.looked {
-		if resp := h.answerFromCache(req, info); resp != nil {
-			return resp, nil
+		if e, age := h.freshFromCache(req, info); e != nil {
+			return h.entryResponse(req, e, age, statusHit, make(http.Header, len(e.Header)+4)), nil
 		}
 	}
 	key, stored, fwd := info.key, info.stored, info.fwd
@@ -68,44 +68,41 @@ func (h *Handler) roundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Respo
 	return h.fetchShared(req, info, key, stored, fwd)
 }
 
-// answerFromCache answers a GET or HEAD from a fresh stored response, or
-// returns nil after recording in info what the lookup found (the stale
-// entry to revalidate, the kind of miss) for roundTrip to go on from.
-func (h *Handler) answerFromCache(req *http.Request, info *reqInfo) *http.Response {
+// freshFromCache returns the fresh stored response that may answer a GET or
+// HEAD, with its age; or nil after recording in info what the lookup found
+// (the stale entry to revalidate, the kind of miss) for roundTrip to go on
+// from.
+func (h *Handler) freshFromCache(req *http.Request, info *reqInfo) (*cache.Entry, time.Duration) {
 	if (req.Method != http.MethodGet && req.Method != http.MethodHead) || req.Header.Get("Range") != "" || !req.URL.IsAbs() {
-		return nil
+		return nil, 0
 	}
 	info.looked = true
 	info.key = cache.PrimaryKey(req)
 	stored, fwd := h.lookup(req, info.key)
 	info.stored, info.fwd = stored, fwd
 	if stored == nil {
-		return nil
+		return nil, 0
 	}
 	fresh, age := cache.Check(req, stored, h.now())
 	if fresh == cache.Fresh {
 		info.outcome, info.source = "hit", "cache"
 		h.metrics.hits.Inc()
-		return h.entryResponse(req, stored, age, statusHit)
+		return stored, age
 	}
 	info.fwd = "stale"
 	if age < cache.FreshnessLifetime(stored.Status, stored.Header, stored.ResponseTime) {
 		info.fwd = "request" // fresh, but the request's directives forbid using it
 	}
-	return nil
+	return nil, 0
 }
 
-// writeResponse writes a response the proxy built to w.
-func writeResponse(w http.ResponseWriter, resp *http.Response) {
-	hdr := w.Header()
-	for k, v := range resp.Header {
-		hdr[k] = v
-	}
+// writeHit answers req from e directly on w, its headers built in place.
+func (h *Handler) writeHit(w http.ResponseWriter, req *http.Request, e *cache.Entry, age time.Duration) {
+	resp := h.entryResponse(req, e, age, statusHit, w.Header())
 	w.WriteHeader(resp.StatusCode)
 	if resp.Body != http.NoBody {
 		io.Copy(w, resp.Body)
 	}
-	resp.Body.Close()
 }
 
 // lookup finds the stored response for req, following a Vary marker to the
@@ -154,21 +151,22 @@ func newVaryID() string {
 
 // entryResponse serves a stored entry: a 304 when the client's own
 // conditional request matches it (RFC 9111 §4.3.2), the entry otherwise.
-func (h *Handler) entryResponse(req *http.Request, e *cache.Entry, age time.Duration, status string) *http.Response {
+// Its headers are built in hdr, which must be empty.
+func (h *Handler) entryResponse(req *http.Request, e *cache.Entry, age time.Duration, status string, hdr http.Header) *http.Response {
 	resp := &http.Response{
 		StatusCode: e.Status,
 		Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Request: req,
 	}
-	var hdr http.Header
 	if cache.NotModified(req, e) {
 		resp.StatusCode = http.StatusNotModified
-		hdr = cache.NotModifiedHeaders(e)
+		for k, v := range cache.NotModifiedHeaders(e) {
+			hdr[k] = v
+		}
 		resp.Body = http.NoBody
 	} else {
 		// A shallow copy is enough: stored value slices are never
 		// modified, only replaced in this map.
-		hdr = make(http.Header, len(e.Header)+4)
 		for k, v := range e.Header {
 			hdr[k] = v
 		}
@@ -252,7 +250,7 @@ func (h *Handler) fetchShared(req *http.Request, info *reqInfo, key string, stal
 		if f.entry != nil {
 			info.outcome, info.source = "revalidated", "cache"
 			age := cache.CurrentAge(f.entry.Header, f.entry.RequestTime, f.entry.ResponseTime, h.now())
-			return h.entryResponse(req, f.entry, age, status), nil
+			return h.entryResponse(req, f.entry, age, status, make(http.Header, len(f.entry.Header)+4)), nil
 		}
 		if !f.shared {
 			if joined {

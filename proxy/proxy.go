@@ -228,10 +228,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	removeHopByHop(r.Header)
 	r.Header["Via"] = append(r.Header["Via"], viaValue)
-	if resp := h.answerFromCache(r, info); resp != nil {
+	if e, age := h.freshFromCache(r, info); e != nil {
 		// A fresh hit needs nothing of goproxy's: write it here, saving
 		// its per-request work on the path that must be fastest.
-		writeResponse(lw, resp)
+		h.writeHit(lw, r, e, age)
 	} else {
 		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
 		h.gp.ServeHTTP(lw, r)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -86,14 +87,14 @@ func (h *Handler) accessLog(r *http.Request, w *logWriter, info *reqInfo, start 
 	if r.Method != http.MethodConnect {
 		target = r.URL.Redacted()
 	}
-	h.log.Info("request",
-		"client", hostOnly(r.RemoteAddr),
-		"method", r.Method,
-		"url", target,
-		"status", status,
-		"bytes", w.bytes,
-		"cache", info.outcome,
-		"dur", time.Since(start).Round(time.Microsecond),
+	h.log.LogAttrs(context.Background(), slog.LevelInfo, "request",
+		slog.String("client", hostOnly(r.RemoteAddr)),
+		slog.String("method", r.Method),
+		slog.String("url", target),
+		slog.Int("status", status),
+		slog.Int64("bytes", w.bytes),
+		slog.String("cache", info.outcome),
+		slog.Duration("dur", time.Since(start).Round(time.Microsecond)),
 	)
 }
 
