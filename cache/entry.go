@@ -32,6 +32,22 @@ type Entry struct {
 	// variants are stored under keys derived from VaryID, so replacing or
 	// invalidating the marker orphans every old variant at once.
 	VaryID string
+
+	// Set by Prepare, so that a hit does not parse the same headers again.
+	prepared   bool
+	initialAge time.Duration // corrected_initial_age (RFC 9111 §4.2.3)
+	lifetime   time.Duration // freshness_lifetime (§4.2.1)
+	noCache    bool          // the response says no-cache: always validate
+}
+
+// Prepare computes once what every freshness check of e needs from its
+// headers. Call it before handing e to Cache.Set; Check works without it,
+// only slower.
+func (e *Entry) Prepare() {
+	e.initialAge = CurrentAge(e.Header, e.RequestTime, e.ResponseTime, e.ResponseTime)
+	e.lifetime = FreshnessLifetime(e.Status, e.Header, e.ResponseTime)
+	e.noCache = ParseCacheControl(e.Header).Has("no-cache")
+	e.prepared = true
 }
 
 // IsVaryMarker reports whether e is a Vary marker rather than a response.

@@ -302,6 +302,16 @@ func mayServeStale(cc CacheControl) bool {
 // response forbids it (see mayServeStale). immutable (RFC 8246) does not
 // override request directives: it is advice to clients, not to caches.
 func Check(req *http.Request, e *Entry, now time.Time) (Freshness, time.Duration) {
+	if e.prepared && len(req.Header["Cache-Control"]) == 0 && len(req.Header["Pragma"]) == 0 {
+		// The common case of a hit: no request directives, and the
+		// response's own read once by Prepare. current_age is
+		// corrected_initial_age + resident_time (§4.2.3).
+		age := e.initialAge + max(0, now.Sub(e.ResponseTime))
+		if !e.noCache && e.lifetime > age {
+			return Fresh, age
+		}
+		return Stale, age
+	}
 	age := CurrentAge(e.Header, e.RequestTime, e.ResponseTime, now)
 	lifetime := FreshnessLifetime(e.Status, e.Header, e.ResponseTime)
 	cc, reqCC := ParseCacheControl(e.Header), ParseCacheControl(req.Header)

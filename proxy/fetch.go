@@ -129,6 +129,7 @@ func variantKey(key string, marker *cache.Entry, reqHeader http.Header) string {
 
 // store puts e under key, or under its variant key when the response varies.
 func (h *Handler) store(key string, reqHeader http.Header, e *cache.Entry) bool {
+	e.Prepare()
 	names, _ := cache.VaryNames(e.Header)
 	if len(names) == 0 {
 		return h.cache.Set(key, e)
