@@ -1,0 +1,187 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/stageproxy/stageproxy/cache"
+)
+
+// fill fetches req's URL for flight f and feeds its body to the flight's
+// readers and, when storable, to the cache. It runs detached from the client
+// that started it, bounded by the transport's timeouts and an idle timer.
+func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd string, registered bool) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(req.Context()))
+	idle := time.AfterFunc(h.idleTimeout, cancel)
+	out := req.Clone(ctx)
+	out.RequestURI = ""
+	for _, k := range conditionalHeaders {
+		out.Header.Del(k)
+	}
+	if stale != nil {
+		cache.AddValidators(out.Header, stale)
+	}
+
+	reqTime := h.now()
+	resp, err := h.tr.RoundTrip(out)
+	respTime := h.now()
+	fail := func(err error) {
+		idle.Stop()
+		cancel()
+		if stale != nil && cache.StaleIfError(req, stale, respTime, h.opts.ServeStaleOnError) {
+			f.entry = stale
+			f.cacheStatus = cacheStatusName + "; fwd=stale; fwd-status=" + strconv.Itoa(errorStatus(err)) + "; detail=stale-if-error"
+		} else {
+			f.err = err
+		}
+		h.land(f, registered)
+		close(f.head)
+	}
+	if err != nil {
+		fail(err)
+		return
+	}
+	removeHopByHop(resp.Header)
+	fwdStatus := cacheStatusName + "; fwd=" + fwd + "; fwd-status=" + strconv.Itoa(resp.StatusCode)
+
+	if stale != nil && resp.StatusCode == http.StatusNotModified {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		resp.Body.Close()
+		idle.Stop()
+		cancel()
+		merged := cache.Merge304(stale, resp.Header, reqTime, respTime)
+		h.store(f.key, req.Header, merged)
+		f.entry = merged
+		f.cacheStatus = fwdStatus
+		h.land(f, registered)
+		close(f.head)
+		return
+	}
+	if stale != nil && resp.StatusCode >= 500 && cache.StaleIfError(req, stale, respTime, h.opts.ServeStaleOnError) {
+		resp.Body.Close()
+		fail(errors.New(resp.Status))
+		return
+	}
+
+	f.resp = resp
+	storable := cache.Storable(req, resp.StatusCode, resp.Header) &&
+		resp.ContentLength <= h.maxObject
+	if !storable {
+		// Not shared: the starter streams straight from upstream, with
+		// nothing held here; joiners fetch on their own.
+		if stale != nil {
+			h.cache.Delete(f.key)
+		}
+		f.shared = false
+		f.cacheStatus = fwdStatus
+		resp.Body = &idleBody{ReadCloser: resp.Body, timer: idle, idle: h.idleTimeout, cancel: cancel}
+		h.land(f, registered)
+		close(f.head)
+		return
+	}
+	f.shared = true
+	f.cacheStatus = fwdStatus + "; stored"
+	if names, _ := cache.VaryNames(resp.Header); len(names) > 0 {
+		f.varyNames, f.varyValues = names, cache.VaryValues(req.Header, names)
+	}
+	if resp.ContentLength > 0 {
+		// Start small so the first bytes go out at once; the buffer grows
+		// to the announced length in one step after them (allocating and
+		// zeroing 16 MiB before the first byte cost milliseconds).
+		f.buf = make([]byte, 0, min(resp.ContentLength, 64<<10))
+		f.sizeHint = resp.ContentLength
+	}
+	// Readers clone resp.Header once head is closed: the stored copy is
+	// made before.
+	storedHeader := resp.Header.Clone()
+	delete(storedHeader, "Content-Length")
+	close(f.head)
+
+	err = h.copyBody(f, resp, idle)
+	idle.Stop()
+	cancel()
+	resp.Body.Close()
+	if err == nil && f.storing {
+		e := &cache.Entry{
+			Status:       resp.StatusCode,
+			Header:       storedHeader,
+			Body:         f.buf,
+			RequestTime:  reqTime,
+			ResponseTime: respTime,
+		}
+		if h.store(f.key, req.Header, e) {
+			h.metrics.stored.Inc()
+		}
+	}
+	// Publish the end only now: a client that read the last byte and asks
+	// again at once must find the cache, not a landed flight.
+	h.land(f, registered)
+	f.finish(err)
+	if err != nil && !errors.Is(err, errNoReaders) {
+		h.metrics.upstreamErrors.Inc()
+		h.log.Warn("upstream body failed", "url", req.URL.Redacted(), "err", err)
+	}
+}
+
+// bufPool holds the buffers fills read upstream bodies into.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// copyBody reads resp's body into f. It returns nil only for a complete
+// body: as long as Content-Length said, or to a clean end when it said
+// nothing.
+func (h *Handler) copyBody(f *flight, resp *http.Response, idle *time.Timer) error {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		idle.Reset(h.idleTimeout)
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			total += int64(n)
+			if resp.ContentLength >= 0 && total > resp.ContentLength {
+				return errors.New("body longer than its Content-Length")
+			}
+			if total > h.maxObject {
+				f.stopStoring()
+			}
+			if !f.write(buf[:n]) {
+				return errNoReaders
+			}
+		}
+		if err == io.EOF {
+			if resp.ContentLength >= 0 && total != resp.ContentLength {
+				return io.ErrUnexpectedEOF
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// idleBody is an upstream body streamed to a single client: every read
+// pushes back the idle deadline, and closing it releases the fetch.
+type idleBody struct {
+	io.ReadCloser
+	timer  *time.Timer
+	idle   time.Duration
+	cancel context.CancelFunc
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	b.timer.Reset(b.idle)
+	return b.ReadCloser.Read(p)
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	b.cancel()
+	return b.ReadCloser.Close()
+}
