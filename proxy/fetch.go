@@ -56,7 +56,10 @@ func (h *Handler) roundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Respo
 		info.outcome = "miss"
 		return errorResponse(req, http.StatusGatewayTimeout, "not in cache and the request said only-if-cached"), nil
 	}
-	if req.Method == http.MethodHead && stored == nil {
+	if req.Method == http.MethodHead {
+		// A HEAD that the cache cannot answer goes through as it is: its
+		// response has no body to store, and it must neither join nor
+		// start a fill that GETs read (nor drop their stored copy).
 		return h.forward(req, info, cacheStatusName+"; fwd="+fwd)
 	}
 	if stored == nil {

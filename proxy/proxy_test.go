@@ -642,3 +642,35 @@ func TestConnectTunnel(t *testing.T) {
 		t.Errorf("tunnel echo = %q, %v", buf, err)
 	}
 }
+
+func TestHeadDoesNotDisturbStoredGet(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("ETag", `"h"`)
+		fmt.Fprint(w, "body")
+	})
+	p := newTestProxy(t, Options{})
+	p.get(t, o.URL+"/h")
+	req, _ := http.NewRequest(http.MethodHead, o.URL+"/h", nil)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Cache-Status") != statusHit || resp.ContentLength != 4 {
+		t.Errorf("HEAD of a stored GET: %q, Content-Length %d; want a hit with the GET's length", resp.Header.Get("Cache-Status"), resp.ContentLength)
+	}
+	// A HEAD that must go to the origin (no-cache) leaves the stored GET alone.
+	req.Header.Set("Cache-Control", "no-cache")
+	resp, err = p.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp, body := p.get(t, o.URL+"/h"); resp.Header.Get("Cache-Status") != statusHit || body != "body" {
+		t.Errorf("GET after a forwarded HEAD: %q %q, want a hit", resp.Header.Get("Cache-Status"), body)
+	}
+	if n := o.count("/h"); n != 2 {
+		t.Errorf("origin saw %d requests, want 2 (the GET and the no-cache HEAD)", n)
+	}
+}
