@@ -16,6 +16,27 @@ type metrics struct {
 	servedBytes      *prometheus.CounterVec // by source: cache, upstream
 	upstreamRequests prometheus.Counter
 	upstreamErrors   prometheus.Counter
+
+	// The series every hit touches, resolved once: a label lookup hashes
+	// its values on each call.
+	requestsHit     prometheus.Counter
+	servedFromCache prometheus.Counter
+}
+
+// countRequest counts a finished request and the body bytes it was sent.
+func (m *metrics) countRequest(outcome, source string, bytes int64) {
+	if outcome == "hit" {
+		m.requestsHit.Inc()
+	} else {
+		m.requests.WithLabelValues(outcome).Inc()
+	}
+	switch source {
+	case "":
+	case "cache":
+		m.servedFromCache.Add(float64(bytes))
+	default:
+		m.servedBytes.WithLabelValues(source).Add(float64(bytes))
+	}
 }
 
 func newMetrics(reg prometheus.Registerer, c *cache.Cache) *metrics {
@@ -46,5 +67,7 @@ func newMetrics(reg prometheus.Registerer, c *cache.Cache) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "stageproxy", Name: "cache_objects", Help: "Objects held by the cache."},
 			func() float64 { return float64(c.Stats().Objects) }),
 	)
+	m.requestsHit = m.requests.WithLabelValues("hit")
+	m.servedFromCache = m.servedBytes.WithLabelValues("cache")
 	return m
 }

@@ -204,7 +204,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.accessLog(r, lw, info, start)
 
 	if !h.allowed(r.RemoteAddr) {
-		h.metrics.requests.WithLabelValues("forbidden").Inc()
+		h.metrics.countRequest("forbidden", "", 0)
 		info.outcome = "forbidden"
 		writeError(lw, http.StatusForbidden, "client "+hostOnly(r.RemoteAddr)+" is not in allowedClients")
 		return
@@ -222,7 +222,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.self.match(r) || viaHops(r.Header) >= maxViaHops {
 		info.outcome = "loop"
-		h.metrics.requests.WithLabelValues("loop").Inc()
+		h.metrics.countRequest("loop", "", 0)
 		writeError(lw, http.StatusLoopDetected, "request for "+r.Host+" loops back to this proxy")
 		return
 	}
@@ -236,10 +236,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
 		h.gp.ServeHTTP(lw, r)
 	}
-	h.metrics.requests.WithLabelValues(info.outcome).Inc()
-	if info.source != "" {
-		h.metrics.servedBytes.WithLabelValues(info.source).Add(float64(lw.bytes))
-	}
+	h.metrics.countRequest(info.outcome, info.source, lw.bytes)
 }
 
 // Close releases idle upstream connections.
