@@ -34,7 +34,7 @@ func removeHopByHop(h http.Header) {
 		}
 	}
 	for _, name := range hopByHop {
-		h.Del(name)
+		delete(h, name) // the list is in canonical form already
 	}
 }
 
