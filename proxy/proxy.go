@@ -73,24 +73,28 @@ type Options struct {
 	// IdleTimeout bounds how long an upstream body may send nothing. Zero
 	// means 60 s.
 	IdleTimeout time.Duration
+	// ClientWriteTimeout bounds how long one write to a client may block
+	// (a client that stopped reading). Zero means 60 s.
+	ClientWriteTimeout time.Duration
 }
 
 // Handler is the proxy's http.Handler.
 type Handler struct {
-	opts        Options
-	gp          *goproxy.ProxyHttpServer
-	tr          *http.Transport
-	cache       *cache.Cache
-	log         *slog.Logger
-	now         func() time.Time
-	metrics     *metrics
-	admin       http.Handler
-	maxObject   int64
-	idleTimeout time.Duration
-	clients     []netip.Prefix
-	tunnelPorts []PortRange
-	self        selfAddrs
-	started     time.Time
+	opts               Options
+	gp                 *goproxy.ProxyHttpServer
+	tr                 *http.Transport
+	cache              *cache.Cache
+	log                *slog.Logger
+	now                func() time.Time
+	metrics            *metrics
+	admin              http.Handler
+	maxObject          int64
+	idleTimeout        time.Duration
+	clientWriteTimeout time.Duration
+	clients            []netip.Prefix
+	tunnelPorts        []PortRange
+	self               selfAddrs
+	started            time.Time
 
 	mu      sync.Mutex
 	flights map[string]*flight // protects: mu; fills under way by primary key
@@ -126,6 +130,9 @@ func New(opts Options) (*Handler, error) {
 	}
 	if h.idleTimeout <= 0 {
 		h.idleTimeout = defaultIdleTimeout
+	}
+	if h.clientWriteTimeout = opts.ClientWriteTimeout; h.clientWriteTimeout <= 0 {
+		h.clientWriteTimeout = defaultIdleTimeout
 	}
 	if len(h.clients) == 0 {
 		h.clients = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
@@ -200,7 +207,8 @@ func New(opts Options) (*Handler, error) {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	info := &reqInfo{outcome: "-"}
-	lw := &logWriter{ResponseWriter: w}
+	lw := &logWriter{ResponseWriter: w, writeTimeout: h.clientWriteTimeout}
+	defer lw.clearDeadline()
 	defer h.accessLog(r, lw, info, start)
 
 	if !h.allowed(r.RemoteAddr) {

@@ -674,3 +674,66 @@ func TestHeadDoesNotDisturbStoredGet(t *testing.T) {
 		t.Errorf("origin saw %d requests, want 2 (the GET and the no-cache HEAD)", n)
 	}
 }
+
+// recordHandler passes every log record's message and attributes to a channel.
+type recordHandler struct{ ch chan slog.Record }
+
+func (h recordHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h recordHandler) Handle(_ context.Context, r slog.Record) error {
+	h.ch <- r
+	return nil
+}
+func (h recordHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h recordHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestSlowClientIsCutOff: a client that stops reading a large response does
+// not hold its handler for ever; the write times out and the request ends.
+func TestSlowClientIsCutOff(t *testing.T) {
+	body := strings.Repeat("s", 48<<20) // far more than loopback socket buffers absorb
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, body)
+	})
+	records := make(chan slog.Record, 64)
+	c256, err := cache.New(cache.Config{MaxBytes: 256 << 20, MaxObjectBytes: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c256.Close)
+	p := newTestProxy(t, Options{Cache: c256, Logger: slog.New(recordHandler{records}), ClientWriteTimeout: time.Second, MaxObjectSize: 64 << 20})
+	p.get(t, o.URL+"/big") // stored; the next fetch is a hit written in one go
+
+	c, err := net.Dial("tcp", p.url.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET %s/big HTTP/1.1\r\nHost: %s\r\n\r\n", o.URL, strings.TrimPrefix(o.URL, "http://"))
+	// Read nothing. The access-log line of this request appears once its
+	// handler has given up on the client.
+	guard := time.After(20 * time.Second)
+	for {
+		select {
+		case r := <-records:
+			var cacheOutcome string
+			var bytes int64
+			r.Attrs(func(a slog.Attr) bool {
+				switch a.Key {
+				case "cache":
+					cacheOutcome = a.Value.String()
+				case "bytes":
+					bytes = a.Value.Int64()
+				}
+				return true
+			})
+			if r.Message == "request" && cacheOutcome == "hit" {
+				if bytes >= int64(len(body)) {
+					t.Errorf("handler wrote all %d bytes to a client that read none", bytes)
+				}
+				return
+			}
+		case <-guard:
+			t.Fatal("the handler of a client that stopped reading did not finish within 20 s")
+		}
+	}
+}

@@ -42,10 +42,42 @@ func infoFrom(ctx context.Context) *reqInfo {
 // logWriter records the status and the body bytes written, for the access
 // log. It keeps the Hijacker and Flusher of the writer it wraps: goproxy
 // needs the first for CONNECT.
+//
+// It also bounds slow clients: net/http has no per-write timeout, and an
+// overall WriteTimeout would cut long downloads, so once a response is past
+// what socket buffers absorb, each write pushes a deadline writeTimeout
+// ahead (refreshed at most once a second); a client that stops reading
+// fails the write and frees the handler.
 type logWriter struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
+	status       int
+	bytes        int64
+	writeTimeout time.Duration
+	deadlineSet  time.Time // when the write deadline was last pushed; zero: never
+}
+
+// deadlineAfter is how many body bytes a response writes before its writes
+// get a deadline: smaller responses never block on a live connection.
+const deadlineAfter = 256 << 10
+
+// writeSlice is the most one deadline covers.
+const writeSlice = 256 << 10
+
+func (w *logWriter) pushDeadline() {
+	now := time.Now()
+	if now.Sub(w.deadlineSet) < min(time.Second, w.writeTimeout/4) {
+		return
+	}
+	w.deadlineSet = now
+	http.NewResponseController(w.ResponseWriter).SetWriteDeadline(now.Add(w.writeTimeout))
+}
+
+// clearDeadline removes the deadline so that it does not outlive the
+// response on a kept-alive connection.
+func (w *logWriter) clearDeadline() {
+	if !w.deadlineSet.IsZero() {
+		http.NewResponseController(w.ResponseWriter).SetWriteDeadline(time.Time{})
+	}
 }
 
 func (w *logWriter) WriteHeader(code int) {
@@ -59,9 +91,25 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	n, err := w.ResponseWriter.Write(p)
-	w.bytes += int64(n)
-	return n, err
+	if w.writeTimeout <= 0 || w.bytes+int64(len(p)) <= deadlineAfter {
+		n, err := w.ResponseWriter.Write(p)
+		w.bytes += int64(n)
+		return n, err
+	}
+	// A deadline covers a whole Write call: write in slices, so that a
+	// slow but live client is measured on each slice, not on 16 MiB.
+	var total int
+	for len(p) > 0 {
+		w.pushDeadline()
+		n, err := w.ResponseWriter.Write(p[:min(len(p), writeSlice)])
+		total += n
+		w.bytes += int64(n)
+		p = p[n:]
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
 }
 
 func (w *logWriter) Flush() {
