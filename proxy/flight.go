@@ -263,10 +263,3 @@ func (f *flight) finish(err error) {
 	f.bodyErr = err
 	f.cond.Broadcast()
 }
-
-// readerCount is the number of registered readers.
-func (f *flight) readerCount() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.readers)
-}

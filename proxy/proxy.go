@@ -63,8 +63,9 @@ type Options struct {
 	ListenAddrs []string
 	// DialContext dials origins. Nil means a net.Dialer with a 10 s timeout.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
-	// Registerer receives the proxy's metrics. Nil means a private registry.
-	Registerer *prometheus.Registry
+	// Registry receives the proxy's metrics and is what /metrics serves.
+	// Nil means a private registry.
+	Registry *prometheus.Registry
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 	// Status, when set, returns extra lines (configuration without secrets)
@@ -145,7 +146,7 @@ func New(opts Options) (*Handler, error) {
 		return nil, err
 	}
 	h.self = self
-	reg := opts.Registerer
+	reg := opts.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}

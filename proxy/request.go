@@ -124,6 +124,11 @@ func (w *logWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// AccessLogMessage is the message of the access log's lines, one per
+// request, so that a log sink can treat them apart from the rest (stageproxy
+// serve writes them out in batches).
+const AccessLogMessage = "request"
+
 // accessLog writes the request's one access-log line. The URL is redacted:
 // userinfo in a request URL is a credential.
 func (h *Handler) accessLog(r *http.Request, w *logWriter, info *reqInfo, start time.Time) {
@@ -135,7 +140,7 @@ func (h *Handler) accessLog(r *http.Request, w *logWriter, info *reqInfo, start 
 	if r.Method != http.MethodConnect {
 		target = r.URL.Redacted()
 	}
-	h.log.LogAttrs(context.Background(), slog.LevelInfo, "request",
+	h.log.LogAttrs(context.Background(), slog.LevelInfo, AccessLogMessage,
 		slog.String("client", hostOnly(r.RemoteAddr)),
 		slog.String("method", r.Method),
 		slog.String("url", target),

@@ -7,11 +7,9 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-)
 
-// accessLogMessage is the message of the proxy's per-request log line
-// (proxy.Handler's access log).
-const accessLogMessage = "request"
+	"github.com/stageproxy/stageproxy/proxy"
+)
 
 // logFlushInterval bounds how long a buffered access-log line waits.
 const logFlushInterval = 200 * time.Millisecond
@@ -67,7 +65,7 @@ type flushingHandler struct {
 
 func (h flushingHandler) Handle(ctx context.Context, r slog.Record) error {
 	err := h.Handler.Handle(ctx, r)
-	if r.Message != accessLogMessage || r.Level > slog.LevelInfo {
+	if r.Message != proxy.AccessLogMessage || r.Level > slog.LevelInfo {
 		h.sink.Flush()
 	}
 	return err

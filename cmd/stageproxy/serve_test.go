@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/stageproxy/stageproxy/proxy"
 	"io"
 	"log/slog"
 	"math"
@@ -199,7 +200,7 @@ func TestLogSinkFlushesAllButAccessLines(t *testing.T) {
 	var out strings.Builder
 	sink := newLogSink(&out)
 	logger := slog.New(flushingHandler{slog.NewTextHandler(sink, nil), sink})
-	logger.Info(accessLogMessage, "url", "http://a/")
+	logger.Info(proxy.AccessLogMessage, "url", "http://a/")
 	if out.Len() != 0 {
 		t.Errorf("access line written at once: %q; want it buffered", out.String())
 	}
