@@ -13,20 +13,45 @@ import (
 
 // errorStatus maps an upstream failure to the status the client gets:
 // timeouts are 504 (RFC 9110 §15.6.5), every other failure to reach or read
-// the origin is 502 (§15.6.3). Polipo and Squid answer the same way; goproxy
-// would say 500.
+// the origin or a parent proxy is 502 (§15.6.3). Polipo and Squid answer the
+// same way; goproxy would say 500.
 func errorStatus(err error) int {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return http.StatusGatewayTimeout
 	}
-	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+	// Any error in the chain that says it timed out: net.Error, and the
+	// parent-proxy errors of package upstream.
+	if te, ok := errors.AsType[interface {
+		error
+		Timeout() bool
+	}](err); ok && te.Timeout() {
 		return http.StatusGatewayTimeout
 	}
 	return http.StatusBadGateway
 }
 
-// errorReason is the one-line reason the client reads: what failed and where.
-func errorReason(host string, err error) string {
+// parentRejectedError is an HTTP parent's 407 to a request the proxy
+// forwarded: the client cannot answer a challenge meant for the proxy, so
+// it gets a 502 that says what is wrong (never the parent's 407).
+type parentRejectedError struct{ parent string }
+
+func (e *parentRejectedError) Error() string {
+	return "parent proxy " + e.parent + " rejected the credentials (407)"
+}
+
+// errorReason is the one-line reason the client reads: what failed and
+// where. parent is the HTTP parent the request went through ("" when
+// direct).
+func errorReason(host, parent string, err error) string {
+	if pr, ok := errors.AsType[*parentRejectedError](err); ok {
+		return pr.Error()
+	}
+	if opErr, ok := errors.AsType[*net.OpError](err); ok && opErr.Op == "proxyconnect" {
+		if errorStatus(err) == http.StatusGatewayTimeout {
+			return fmt.Sprintf("parent proxy %s timed out", parent)
+		}
+		return fmt.Sprintf("parent proxy %s unreachable: %v", parent, opErr.Err)
+	}
 	if errorStatus(err) == http.StatusGatewayTimeout {
 		return fmt.Sprintf("origin %s timed out", host)
 	}

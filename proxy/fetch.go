@@ -196,9 +196,10 @@ func (h *Handler) forward(req *http.Request, info *reqInfo, status string) (*htt
 	info.outcome, info.source = "pass", "upstream"
 	req.RequestURI = ""
 	h.metrics.upstreamRequests.Inc()
-	resp, err := h.tr.RoundTrip(req)
+	rt := h.route()
+	resp, err := rt.roundTrip(req)
 	if err != nil {
-		return h.upstreamError(req, info, err), nil
+		return h.upstreamError(req, info, rt, err), nil
 	}
 	removeHopByHop(resp.Header)
 	for _, k := range cache.InvalidatedURLs(req, resp.StatusCode, resp.Header) {
@@ -210,7 +211,7 @@ func (h *Handler) forward(req *http.Request, info *reqInfo, status string) (*htt
 }
 
 // upstreamError turns a failed fetch into the response the client gets.
-func (h *Handler) upstreamError(req *http.Request, info *reqInfo, err error) *http.Response {
+func (h *Handler) upstreamError(req *http.Request, info *reqInfo, rt *route, err error) *http.Response {
 	if req.Context().Err() != nil && errors.Is(err, context.Canceled) {
 		info.outcome = "client-gone"
 	} else {
@@ -218,7 +219,7 @@ func (h *Handler) upstreamError(req *http.Request, info *reqInfo, err error) *ht
 		h.metrics.upstreamErrors.Inc()
 		h.log.Warn("upstream failed", "url", req.URL.Redacted(), "err", err)
 	}
-	return errorResponse(req, errorStatus(err), errorReason(req.URL.Host, err))
+	return errorResponse(req, errorStatus(err), errorReason(req.URL.Host, rt.parentFor(req), err))
 }
 
 // fetchShared answers req through a flight for key: joining one under way
@@ -244,7 +245,7 @@ func (h *Handler) fetchShared(req *http.Request, info *reqInfo, key string, stal
 			r.Close() // the body, if any, does not come through the flight
 		}
 		if f.err != nil {
-			return h.upstreamError(req, info, f.err), nil
+			return h.upstreamError(req, info, f.route, f.err), nil
 		}
 		status := f.cacheStatus
 		if joined {

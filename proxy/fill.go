@@ -28,7 +28,8 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 	}
 
 	reqTime := h.now()
-	resp, err := h.tr.RoundTrip(out)
+	f.route = h.route()
+	resp, err := f.route.roundTrip(out)
 	respTime := h.now()
 	fail := func(err error) {
 		idle.Stop()

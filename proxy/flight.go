@@ -25,6 +25,8 @@ type flight struct {
 	head chan struct{}
 	// err is set when the fetch failed before a response head arrived.
 	err error
+	// route is the upstream configuration the fetch went out on.
+	route *route
 	// resp is the upstream response head (hop-by-hop fields removed). Its
 	// body belongs to the flight.
 	resp *http.Response

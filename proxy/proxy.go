@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -83,7 +82,8 @@ type Options struct {
 type Handler struct {
 	opts               Options
 	gp                 *goproxy.ProxyHttpServer
-	tr                 *http.Transport
+	direct             func(ctx context.Context, network, addr string) (net.Conn, error)
+	routes             atomic.Pointer[route] // the upstream configuration in force
 	cache              *cache.Cache
 	log                *slog.Logger
 	now                func() time.Time
@@ -157,31 +157,16 @@ func New(opts Options) (*Handler, error) {
 		d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 		dial = d.DialContext
 	}
-	// Our own transport: never a proxy from the environment (HTTP_PROXY
-	// pointing at ourselves would loop), origins verified, no transparent
-	// gzip (bytes pass through as the origin sent them), and a limit on
-	// every step.
-	h.tr = &http.Transport{
-		Proxy:                 nil,
-		DialContext:           dial,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:   tlsHandshakeTimeout,
-		ResponseHeaderTimeout: responseHeaderTimeout,
-		ExpectContinueTimeout: time.Second,
-		IdleConnTimeout:       idleConnTimeout,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   64,
-		DisableCompression:    true,
-		ForceAttemptHTTP2:     false,
-	}
+	h.direct = dial
+	h.routes.Store(newRoute(nil, "", dial))
 
 	gp := goproxy.NewProxyHttpServer()
-	gp.Tr = h.tr
+	gp.Tr = h.route().tr // goproxy's own uses; our round trips pick the route per request
 	gp.ConnectDial = nil // goproxy derived it from HTTPS_PROXY
 	gp.ConnectDialWithReq = func(req *http.Request, network, addr string) (net.Conn, error) {
 		ctx, cancel := context.WithTimeout(req.Context(), dialTimeout)
 		defer cancel()
-		c, err := dial(ctx, network, addr)
+		c, err := h.route().tunnel(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
@@ -249,7 +234,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Close releases idle upstream connections.
-func (h *Handler) Close() { h.tr.CloseIdleConnections() }
+func (h *Handler) Close() { h.route().tr.CloseIdleConnections() }
 
 // allowed reports whether the client at remoteAddr may use the proxy.
 func (h *Handler) allowed(remoteAddr string) bool {
@@ -306,7 +291,7 @@ func (h *Handler) connectError(w io.Writer, ctx *goproxy.ProxyCtx, err error) {
 	info := infoFrom(ctx.Req.Context())
 	info.status, info.outcome = status, "error"
 	h.metrics.upstreamErrors.Inc()
-	reason := errorReason(ctx.Req.URL.Host, err) + "\n"
+	reason := errorReason(ctx.Req.URL.Host, "", err) + "\n"
 	fmt.Fprintf(w, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nVia: %s\r\nConnection: close\r\n\r\n%s",
 		status, http.StatusText(status), len(reason), viaValue, reason)
 }

@@ -1,0 +1,118 @@
+package proxy
+
+import (
+	"context"
+	"encoding/base64"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// basicParent is an HTTP parent proxy that demands Basic credentials u:p
+// and counts what it relays.
+type basicParent struct {
+	*httptest.Server
+	relayed atomic.Int32
+}
+
+func newBasicParent(t *testing.T) *basicParent {
+	t.Helper()
+	p := &basicParent{}
+	tr := &http.Transport{Proxy: nil}
+	t.Cleanup(tr.CloseIdleConnections)
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Proxy-Authorization") != "Basic "+base64.StdEncoding.EncodeToString([]byte("u:p")) {
+			w.Header().Set("Proxy-Authenticate", `Basic realm="parent"`)
+			w.WriteHeader(http.StatusProxyAuthRequired)
+			return
+		}
+		p.relayed.Add(1)
+		out := r.Clone(r.Context())
+		out.RequestURI = ""
+		out.Header.Del("Proxy-Authorization")
+		resp, err := tr.RoundTrip(out)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(p.Close)
+	return p
+}
+
+// staticUpstream sends plain HTTP to one parent and dials directly.
+type staticUpstream struct{ parent *url.URL }
+
+func (s staticUpstream) ProxyURL(*http.Request) (*url.URL, error) { return s.parent, nil }
+func (s staticUpstream) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
+}
+func (s staticUpstream) DialTunnel(ctx context.Context, network, addr string) (net.Conn, error) {
+	return s.DialContext(ctx, network, addr)
+}
+
+func TestSetUpstreamLive(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Proxy-Authorization") != "" {
+			t.Errorf("origin received Proxy-Authorization %q", r.Header.Get("Proxy-Authorization"))
+		}
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, "from "+r.URL.Path)
+	})
+	parent := newBasicParent(t)
+	p := newTestProxy(t, Options{})
+	p.get(t, o.URL+"/before") // cached while direct
+
+	pu, _ := url.Parse(parent.URL)
+	pu.User = url.UserPassword("u", "p")
+	p.h.SetUpstream(staticUpstream{pu}, pu.Host)
+	if _, body := p.get(t, o.URL+"/after", "Proxy-Authorization", "Basic Y2xpZW50OnNlY3JldA=="); body != "from /after" {
+		t.Fatalf("through the parent: %q", body)
+	}
+	if n := parent.relayed.Load(); n != 1 {
+		t.Errorf("parent relayed %d requests, want 1", n)
+	}
+	if resp, _ := p.get(t, o.URL+"/before"); resp.Header.Get("Cache-Status") != statusHit {
+		t.Errorf("entry cached before the switch: %q, want a hit (the cache is kept)", resp.Header.Get("Cache-Status"))
+	}
+
+	pu.User = url.UserPassword("u", "wrong")
+	p.h.SetUpstream(staticUpstream{pu}, pu.Host)
+	resp, body := p.get(t, o.URL+"/rejected")
+	want := "parent proxy " + pu.Host + " rejected the credentials (407)"
+	if resp.StatusCode != http.StatusBadGateway || strings.TrimSpace(body) != want {
+		t.Errorf("wrong credentials: %d %q, want 502 %q", resp.StatusCode, body, want)
+	}
+	if strings.Contains(body, "wrong") {
+		t.Errorf("the error shows the password: %q", body)
+	}
+
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadURL := &url.URL{Scheme: "http", Host: dead.Addr().String()}
+	dead.Close()
+	p.h.SetUpstream(staticUpstream{deadURL}, deadURL.Host)
+	resp, body = p.get(t, o.URL+"/dead")
+	if resp.StatusCode != http.StatusBadGateway || !strings.HasPrefix(body, "parent proxy "+deadURL.Host+" unreachable") {
+		t.Errorf("dead parent: %d %q", resp.StatusCode, body)
+	}
+
+	p.h.SetUpstream(nil, "")
+	if _, body := p.get(t, o.URL+"/direct"); body != "from /direct" {
+		t.Errorf("direct again: %q", body)
+	}
+	if n := parent.relayed.Load(); n != 1 {
+		t.Errorf("parent relayed %d requests after the switches, want still 1", n)
+	}
+}
