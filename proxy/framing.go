@@ -68,7 +68,8 @@ type framingConn struct {
 	ambiguous atomic.Bool
 
 	state  int
-	line   []byte // the header block or line being read
+	line   []byte // a line that began in an earlier read
+	block  block  // the header block being read
 	remain int64  // body or chunk bytes still to skip
 }
 
@@ -103,14 +104,19 @@ func (c *framingConn) scan(b []byte) {
 			if i < 0 {
 				c.line = append(c.line, b...)
 				b = nil
-			} else {
-				c.line = append(c.line, b[:i+1]...)
-				b = b[i+1:]
-				c.headerLine()
+				if len(c.line) > maxBlock {
+					c.state = stDone
+				}
+				continue
 			}
-			if len(c.line) > maxBlock {
-				c.state = stDone
+			line := b[:i]
+			if len(c.line) > 0 { // the line began in an earlier read
+				c.line = append(c.line, line...)
+				line = c.line
 			}
+			b = b[i+1:]
+			c.headerLine(bytes.TrimSuffix(line, []byte("\r")))
+			c.line = c.line[:0]
 		case stChunkSize, stTrailer:
 			i := bytes.IndexByte(b, '\n')
 			if i < 0 {
@@ -147,50 +153,60 @@ func (c *framingConn) scan(b []byte) {
 	}
 }
 
-// headerLine is called with c.line ending in a newline; at the empty line
-// that ends a block it works out the framing of the body that follows.
-func (c *framingConn) headerLine() {
-	block := c.line
-	if !(bytes.HasSuffix(block, []byte("\n\r\n")) || bytes.HasSuffix(block, []byte("\n\n"))) {
-		if bytes.Equal(bytes.TrimSpace(block), nil) {
-			c.line = c.line[:0] // blank lines before a request are ignored (RFC 9112 §2.2)
+// block is what the header block being read says about the body after it.
+type block struct {
+	started bool  // the request line was seen
+	hasCL   bool  // a Content-Length field
+	cl      int64 // its value, -1 when unparsable
+	hasTE   bool  // a Transfer-Encoding field
+	chunked bool  // ... whose value is chunked
+}
+
+// headerLine takes one line of a header block, without its line ending; at
+// the empty line that ends the block it works out the framing of the body
+// that follows.
+func (c *framingConn) headerLine(line []byte) {
+	b := &c.block
+	if !b.started {
+		if len(line) == 0 {
+			return // blank lines before a request are ignored (RFC 9112 §2.2)
 		}
+		if bytes.HasPrefix(line, []byte("CONNECT ")) {
+			c.state = stDone // the rest is a tunnel
+			return
+		}
+		b.started = true
 		return
 	}
-	c.line = c.line[:0]
-	lines := bytes.Split(block, []byte("\n"))
-	if bytes.HasPrefix(lines[0], []byte("CONNECT ")) {
-		c.state = stDone // the rest is a tunnel
-		return
-	}
-	var cl int64 = -1
-	hasCL, chunked, hasTE := false, false, false
-	for _, l := range lines[1:] {
-		name, value, ok := bytes.Cut(l, []byte(":"))
+	if len(line) > 0 {
+		name, value, ok := bytes.Cut(line, []byte(":"))
 		if !ok {
-			continue
+			return
 		}
 		value = bytes.TrimSpace(value)
 		switch {
 		case bytes.EqualFold(name, []byte("Content-Length")):
-			hasCL = true
+			b.hasCL, b.cl = true, -1
 			if n, err := strconv.ParseInt(string(value), 10, 64); err == nil {
-				cl = n
+				b.cl = n
 			}
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			hasTE = true
-			chunked = bytes.EqualFold(value, []byte("chunked"))
+			b.hasTE = true
+			b.chunked = bytes.EqualFold(value, []byte("chunked"))
 		}
+		return
 	}
+	done := *b
+	c.block = block{}
 	switch {
-	case hasCL && hasTE:
+	case done.hasCL && done.hasTE:
 		c.ambiguous.Store(true)
 		c.state = stDone
-	case chunked:
+	case done.chunked:
 		c.state = stChunkSize
-	case cl > 0:
-		c.state, c.remain = stBody, cl
-	case hasTE:
+	case done.cl > 0:
+		c.state, c.remain = stBody, done.cl
+	case done.hasTE:
 		c.state = stDone // net/http rejects other codings
 	}
 }
