@@ -1,0 +1,203 @@
+package upstream
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/stageproxy/stageproxy/config"
+)
+
+// The config file's parent-proxy keys (Polipo's names).
+const (
+	keyParentProxy           = "parentProxy"
+	keyParentAuthCredentials = "parentAuthCredentials"
+	keySocksParentProxy      = "socksParentProxy"
+	keySocksProxyType        = "socksProxyType"
+	keySocksUserName         = "socksUserName"
+	keySocksAuthCredentials  = "socksAuthCredentials"
+	keyNoProxy               = "noProxy"
+)
+
+var (
+	httpKeys  = []string{keyParentProxy, keyParentAuthCredentials}
+	socksKeys = []string{keySocksParentProxy, keySocksProxyType, keySocksUserName, keySocksAuthCredentials}
+)
+
+// FromKeys builds the Config in force from the parent keys of a parsed
+// config file, with Polipo's meanings:
+//
+//   - parentProxy HOST:PORT is the HTTP parent, and parentAuthCredentials
+//     "user:pass" its Basic credentials (ignored without parentProxy, as in
+//     Polipo);
+//   - socksParentProxy HOST:PORT is the SOCKS parent, of socksProxyType
+//     socks4, socks4a or socks5 (empty means socks5, Polipo's default);
+//   - for SOCKS5, socksAuthCredentials "user:pass" (RFC 1929); Polipo 1.0's
+//     socksUserName means nothing for SOCKS5 and is ignored;
+//   - for SOCKS4 and SOCKS4a, socksUserName is the user id; when it is
+//     empty, socksAuthCredentials is taken whole as the user id, as Polipo
+//     1.1.2 does;
+//   - noProxy is a comma or blank separated list (see ParseNoProxy).
+//
+// Errors name the key but not the file or line, which the caller adds if it
+// has them: `parentProxy: missing port in "x" (want HOST:PORT)`. They never
+// contain a password.
+func FromKeys(c *config.Config) (Config, error) {
+	var cfg Config
+	if c.ParentProxy != "" {
+		addr, err := parseHostPort(c.ParentProxy, c.ParentProxy, "HOST:PORT")
+		if err != nil {
+			return Config{}, fmt.Errorf("%s: %w", keyParentProxy, err)
+		}
+		p := Parent{Kind: HTTP, Addr: addr}
+		if c.ParentAuthCredentials != "" {
+			var ok bool
+			p.User, p.Password, ok = strings.Cut(c.ParentAuthCredentials, ":")
+			if !ok {
+				return Config{}, fmt.Errorf("%s: no \":\" between user and password (want \"user:pass\"; the value is not shown)", keyParentAuthCredentials)
+			}
+		}
+		if err := p.Validate(); err != nil {
+			return Config{}, fmt.Errorf("%s: %w", keyParentAuthCredentials, err)
+		}
+		cfg.HTTP = &p
+	}
+	if c.SocksParentProxy != "" {
+		addr, err := parseHostPort(c.SocksParentProxy, c.SocksParentProxy, "HOST:PORT")
+		if err != nil {
+			return Config{}, fmt.Errorf("%s: %w", keySocksParentProxy, err)
+		}
+		p := Parent{Addr: addr}
+		credKey := keySocksAuthCredentials
+		switch strings.ToLower(c.SocksProxyType) {
+		case "", "socks5":
+			p.Kind = SOCKS5
+			if c.SocksAuthCredentials != "" {
+				var ok bool
+				p.User, p.Password, ok = strings.Cut(c.SocksAuthCredentials, ":")
+				if !ok {
+					return Config{}, fmt.Errorf("%s: no \":\" between user and password (want \"user:pass\" for socks5; the value is not shown)", keySocksAuthCredentials)
+				}
+			}
+		case "socks4", "socks4a":
+			p.Kind = Kind(strings.ToLower(c.SocksProxyType))
+			p.User = c.SocksUserName
+			credKey = keySocksUserName
+			if p.User == "" {
+				p.User = c.SocksAuthCredentials
+				credKey = keySocksAuthCredentials
+			}
+		default:
+			return Config{}, fmt.Errorf("%s: unsupported value %q (want socks4, socks4a or socks5)", keySocksProxyType, c.SocksProxyType)
+		}
+		if err := p.Validate(); err != nil {
+			return Config{}, fmt.Errorf("%s: %w", credKey, err)
+		}
+		cfg.SOCKS = &p
+	}
+	np, err := ParseNoProxy(c.NoProxy)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", keyNoProxy, err)
+	}
+	cfg.NoProxy = np
+	return cfg, nil
+}
+
+// ParseNoProxy splits a noProxy list (commas and blanks both separate, as
+// in NO_PROXY and Polipo's lists) into its entries: host names, ".domain"
+// or "*.domain" suffixes, IP addresses, CIDRs, or "*" for everything. These
+// are the entries the dialers' no-proxy matching understands (noproxy.go);
+// a port is not part of an entry. An empty list is nil.
+func ParseNoProxy(s string) ([]string, error) {
+	var out []string
+	for _, e := range strings.FieldsFunc(s, func(r rune) bool {
+		return r == ',' || r == ' ' || r == '\t'
+	}) {
+		if !validNoProxyEntry(e) {
+			return nil, fmt.Errorf("invalid entry %q (want host names, .domain suffixes, IPs or CIDRs separated by commas, e.g. \".local, 10.0.0.0/8\")", e)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func validNoProxyEntry(e string) bool {
+	if e == "*" {
+		return true
+	}
+	if strings.Contains(e, "/") {
+		_, err := netip.ParsePrefix(e)
+		return err == nil
+	}
+	if _, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(e, "["), "]")); err == nil {
+		return true
+	}
+	d := strings.TrimPrefix(e, "*.")
+	d = strings.TrimSuffix(strings.TrimPrefix(d, "."), ".")
+	return checkHost(d, false) == nil && d != ""
+}
+
+// SetKeys returns the config keys to set and to delete so that the file's
+// parent is p, and nothing else.
+//
+// It replaces THE parent: setting an HTTP parent deletes the SOCKS keys and
+// setting a SOCKS parent deletes the HTTP keys. kato and Polipo users run one
+// parent; the "HTTP parent reached through a SOCKS parent" chain that Polipo
+// allows can still be written by hand, and `set` then replaces the whole
+// chain. Credentials that p does not have are deleted, so that an old
+// password never outlives its parent. socksProxyType is always written,
+// even for the default socks5, so that the file says what it means.
+//
+// noProxy is set when noProxy is non-nil (deleted when it is ""), and left
+// as it is otherwise. p must be valid (ParseAddr, Parent.Validate).
+func SetKeys(p Parent, noProxy *string) (set map[string]string, del []string) {
+	set = make(map[string]string)
+	switch p.Kind {
+	case HTTP:
+		set[keyParentProxy] = p.Addr
+		if p.User != "" {
+			set[keyParentAuthCredentials] = p.User + ":" + p.Password
+		} else {
+			del = append(del, keyParentAuthCredentials)
+		}
+		del = append(del, socksKeys...)
+	default:
+		set[keySocksParentProxy] = p.Addr
+		set[keySocksProxyType] = string(p.Kind)
+		switch {
+		case p.User == "":
+			del = append(del, keySocksUserName, keySocksAuthCredentials)
+		case p.Kind == SOCKS5:
+			set[keySocksAuthCredentials] = p.User + ":" + p.Password
+			del = append(del, keySocksUserName)
+		default: // the SOCKS4/4a user id is not a secret
+			set[keySocksUserName] = p.User
+			del = append(del, keySocksAuthCredentials)
+		}
+		del = append(del, httpKeys...)
+	}
+	if noProxy != nil {
+		if *noProxy == "" {
+			del = append(del, keyNoProxy)
+		} else {
+			set[keyNoProxy] = *noProxy
+		}
+	}
+	return set, del
+}
+
+// DeleteKeys returns every parent key: parentProxy, parentAuthCredentials,
+// the four socks keys, and noProxy too. noProxy only means something with a
+// parent, and leaving it behind would let a later `set` without --no-proxy
+// silently inherit a list made for another parent.
+func DeleteKeys() []string {
+	keys := append(append([]string{}, httpKeys...), socksKeys...)
+	return append(keys, keyNoProxy)
+}
+
+// HasCredential reports whether c holds a secret: parentAuthCredentials or
+// socksAuthCredentials. A SOCKS4 user id (socksUserName) is not a secret.
+// Files that hold a credential are written mode 0600.
+func HasCredential(c *config.Config) bool {
+	return c.ParentAuthCredentials != "" || c.SocksAuthCredentials != ""
+}
