@@ -61,9 +61,6 @@ func connectThrough(ctx context.Context, c net.Conn, p *Parent, target string) (
 	if err != nil {
 		c.Close()
 		pe.Op, pe.Err = "handshake", err
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			pe.Reply = "connection closed before the reply"
-		}
 		return nil, pe
 	}
 	if resp.StatusCode/100 == 2 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 )
@@ -127,6 +128,8 @@ func describe(err error, reply string) string {
 		return "canceled"
 	case isTimeout(err):
 		return "timed out"
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed by the parent"
 	}
 	var op *net.OpError
 	if errors.As(err, &op) && op.Err != nil {

@@ -49,6 +49,11 @@ func parseNoProxy(entries []string) (noProxyList, error) {
 		if d == "" || strings.ContainsAny(d, " \t/:@[]*,") {
 			return noProxyList{}, fmt.Errorf("noProxy entry %q: want a host name, .domain, IP, CIDR or *", raw)
 		}
+		if ip, err := netip.ParseAddr(d); err == nil { // "10.0.0.1." or ".10.0.0.1"
+			ip = ip.WithZone("").Unmap()
+			n.prefixes = append(n.prefixes, netip.PrefixFrom(ip, ip.BitLen()))
+			continue
+		}
 		n.domains = append(n.domains, d)
 	}
 	return n, nil

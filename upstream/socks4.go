@@ -110,9 +110,6 @@ func (s *socks4Dialer) DialContext(ctx context.Context, network, target string) 
 	switch {
 	case err != nil:
 		pe.Op, pe.Err = "handshake", err
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			pe.Reply = "connection closed before the reply"
-		}
 	case reply[0] != 0 && reply[0] != 4: // 4: some servers echo VN
 		pe.Op = "handshake"
 		pe.Reply = fmt.Sprintf("unexpected reply version %d (is it a SOCKS4 server?)", reply[0])
