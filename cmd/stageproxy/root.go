@@ -19,13 +19,13 @@ const defaultConfigPath = "/etc/stageproxy/stageproxy.conf"
 
 // run executes the command line args and returns the exit status: 0 done,
 // 1 a runtime failure, 2 bad usage or bad input (as cmd/go and flag do).
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return runEnv(ctx, args, stdout, stderr, os.Getenv)
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return runEnv(ctx, args, stdin, stdout, stderr, os.Getenv)
 }
 
 // runEnv is run with the environment as a function, for tests.
-func runEnv(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	g := &globals{stdout: stdout, stderr: stderr, getenv: getenv}
+func runEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	root := newRootCmd(g)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)
@@ -69,6 +69,7 @@ func usageErrorf(format string, args ...any) error {
 
 // globals are the dependencies and persistent flags every command shares.
 type globals struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	configFlag     string // --config
@@ -129,5 +130,6 @@ The configuration file is --config FILE, else $STAGEPROXY_CONFIG, else
 	root.PersistentFlags().StringVar(&g.configFlag, "config", "",
 		"config file (default $STAGEPROXY_CONFIG, then "+defaultConfigPath+")")
 	root.AddCommand(newServeCmd(g), newVersionCmd(g.stdout))
+	root.AddCommand(newUpstreamProxyCmd(g))
 	return root
 }

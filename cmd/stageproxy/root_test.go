@@ -65,7 +65,7 @@ func TestRunExitCodes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			getenv := func(k string) string { return tt.env[k] }
-			code := runEnv(t.Context(), tt.args, &stdout, &stderr, getenv)
+			code := runEnv(t.Context(), tt.args, nil, &stdout, &stderr, getenv)
 			if code != tt.code {
 				t.Errorf("run(%q) = %d, want %d; stderr %q", tt.args, code, tt.code, stderr.String())
 			}
