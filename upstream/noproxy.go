@@ -39,14 +39,14 @@ func parseNoProxy(entries []string) (noProxyList, error) {
 			n.prefixes = append(n.prefixes, p.Masked())
 			continue
 		}
-		if ip, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(e, "["), "]")); err == nil {
+		if ip, err := netip.ParseAddr(unbracket(e)); err == nil {
 			ip = ip.WithZone("").Unmap()
 			n.prefixes = append(n.prefixes, netip.PrefixFrom(ip, ip.BitLen()))
 			continue
 		}
 		d := strings.TrimPrefix(e, "*.") // the --mitm-hosts spelling
 		d = strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(d, "."), "."))
-		if d == "" || strings.ContainsAny(d, " \t/:@[]*,") {
+		if d == "" || strings.ContainsAny(d, " \t/:@[]*,") || strings.Contains(d, "..") || strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") {
 			return noProxyList{}, fmt.Errorf("noProxy entry %q: want a host name, .domain, IP, CIDR or *", raw)
 		}
 		if ip, err := netip.ParseAddr(d); err == nil { // "10.0.0.1." or ".10.0.0.1"
@@ -65,7 +65,7 @@ func (n noProxyList) match(host string) bool {
 	if n.all {
 		return true
 	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	host = unbracket(host)
 	if ip, err := netip.ParseAddr(host); err == nil {
 		ip = ip.WithZone("").Unmap()
 		for _, p := range n.prefixes {
@@ -82,4 +82,12 @@ func (n noProxyList) match(host string) bool {
 		}
 	}
 	return false
+}
+
+// unbracket turns "[::1]" into "::1".
+func unbracket(s string) string {
+	if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
+		return s[1 : len(s)-1]
+	}
+	return s
 }

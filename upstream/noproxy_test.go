@@ -36,6 +36,7 @@ func TestNoProxyMatch(t *testing.T) {
 		{[]string{"fd00::/8"}, "fd00::1%eth0", true},
 		{[]string{"::1"}, "::1", true},
 		{[]string{"[::1]"}, "[::1]", true},
+		{[]string{"0"}, "0]", false}, // found by FuzzNoProxy: brackets come in pairs
 		{[]string{"1.2.3.4"}, "4.example", false},
 		{[]string{" example.com ", ""}, "example.com", true},
 		{nil, "example.com", false},
@@ -54,7 +55,7 @@ func TestNoProxyMatch(t *testing.T) {
 }
 
 func TestParseNoProxyErrors(t *testing.T) {
-	for _, e := range []string{"10.0.0.0/33", "example.com/8", "host:80", "[::1]:80", "a b", "*x", "user@host", ".", "*."} {
+	for _, e := range []string{"10.0.0.0/33", "example.com/8", "host:80", "[::1]:80", "a b", "*x", "user@host", ".", "*.", "0..", "a..b", "..a"} {
 		_, err := parseNoProxy([]string{"ok.example", e})
 		if err == nil || !strings.Contains(err.Error(), `"`+e+`"`) {
 			t.Errorf("parseNoProxy([ok.example %q]) = %v, want an error naming the entry", e, err)
