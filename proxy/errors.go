@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/stageproxy/stageproxy/upstream"
 )
 
 // errorStatus maps an upstream failure to the status the client gets:
@@ -45,6 +47,9 @@ func (e *parentRejectedError) Error() string {
 func errorReason(host, parent string, err error) string {
 	if pr, ok := errors.AsType[*parentRejectedError](err); ok {
 		return pr.Error()
+	}
+	if pe, ok := errors.AsType[*upstream.ParentError](err); ok {
+		return pe.Error() // names the parent, never a credential
 	}
 	if opErr, ok := errors.AsType[*net.OpError](err); ok && opErr.Op == "proxyconnect" {
 		if errorStatus(err) == http.StatusGatewayTimeout {

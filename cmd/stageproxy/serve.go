@@ -9,8 +9,10 @@ import (
 	"math"
 	"net"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -262,6 +264,13 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 		c.Close()
 		return fmt.Errorf("create proxy: %w", err)
 	}
+	parent, parentName, err := upstreamOf(cfg)
+	if err != nil {
+		ln.Close()
+		c.Close()
+		return usageErrorf("%s: %v", opts.configPath, err)
+	}
+	setUpstream(h, parent, parentName)
 
 	// The first log line names the address: test suites start the proxy
 	// with --listen 127.0.0.1:0 and read the port from it.
@@ -269,6 +278,18 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 	for _, w := range cfg.Warnings {
 		logger.Warn(w)
 	}
+	logger.Info("upstream proxy", "parent", parentName)
+
+	// Parent-proxy changes apply live: `upstream_proxy set` on a running
+	// proxy keeps its cache (Polipo needed a restart that emptied it).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	watcher := &configWatcher{path: opts.configPath, log: logger, h: h, inUse: parentName}
+	watcher.last, _ = os.Stat(opts.configPath)
+	go watcher.run(watchCtx, hup)
 	// Bound the heap: the cache holds up to CacheSize bytes, ristretto's
 	// bookkeeping and responses being filled add to it. With GOGC=100
 	// alone the heap grows to twice the live data (229 MiB RSS measured
