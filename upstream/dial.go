@@ -50,7 +50,7 @@ func NewDialer(cfg Config, direct *net.Dialer) (*Dialer, error) {
 	d := &Dialer{direct: direct}
 	np, err := parseNoProxy(cfg.NoProxy)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("noProxy: %w", err)
 	}
 	d.noProxy = np
 

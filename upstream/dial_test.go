@@ -478,8 +478,8 @@ func TestNewDialerValidation(t *testing.T) {
 		{name: "socks5 password too long", cfg: Config{SOCKS: &Parent{Kind: SOCKS5, Addr: "h:1", User: "u", Password: long}}, wantErr: "password must be at most 255 bytes"},
 		{name: "socks4 password", cfg: Config{SOCKS: &Parent{Kind: SOCKS4, Addr: "h:1", User: "u", Password: "p"}}, wantErr: "SOCKS4 parent h:1: SOCKS4 has no password, only a user id"},
 		{name: "socks4a NUL", cfg: Config{SOCKS: &Parent{Kind: SOCKS4a, Addr: "h:1", User: "a\x00b"}}, wantErr: "cannot contain NUL"},
-		{name: "bad CIDR", cfg: Config{NoProxy: []string{"example.org", "10.0.0.0/33"}}, wantErr: `noProxy entry "10.0.0.0/33"`},
-		{name: "entry with port", cfg: Config{NoProxy: []string{"example.org:80"}}, wantErr: `noProxy entry "example.org:80"`},
+		{name: "bad CIDR", cfg: Config{NoProxy: []string{"example.org", "10.0.0.0/33"}}, wantErr: `noProxy: invalid entry "10.0.0.0/33"`},
+		{name: "entry with port", cfg: Config{NoProxy: []string{"example.org:80"}}, wantErr: `noProxy: invalid entry "example.org:80"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

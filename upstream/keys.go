@@ -2,7 +2,6 @@ package upstream
 
 import (
 	"fmt"
-	"net/netip"
 	"strings"
 
 	"github.com/stageproxy/stageproxy/config"
@@ -105,36 +104,21 @@ func FromKeys(c *config.Config) (Config, error) {
 
 // ParseNoProxy splits a noProxy list (commas and blanks both separate, as
 // in NO_PROXY and Polipo's lists) into its entries: host names, ".domain"
-// or "*.domain" suffixes, IP addresses, CIDRs, or "*" for everything. These
-// are the entries the dialers' no-proxy matching understands (noproxy.go);
-// a port is not part of an entry. An empty list is nil.
+// or "*.domain" suffixes, IP addresses, CIDRs, or "*" for everything. It
+// checks them with the dialer's own parser (noproxy.go), so that what
+// `upstream_proxy set --no-proxy` accepts is exactly what serve accepts. An
+// empty list is nil.
 func ParseNoProxy(s string) ([]string, error) {
-	var out []string
-	for _, e := range strings.FieldsFunc(s, func(r rune) bool {
+	entries := strings.FieldsFunc(s, func(r rune) bool {
 		return r == ',' || r == ' ' || r == '\t'
-	}) {
-		if !validNoProxyEntry(e) {
-			return nil, fmt.Errorf("invalid entry %q (want host names, .domain suffixes, IPs or CIDRs separated by commas, e.g. \".local, 10.0.0.0/8\")", e)
-		}
-		out = append(out, e)
+	})
+	if _, err := parseNoProxy(entries); err != nil {
+		return nil, err
 	}
-	return out, nil
-}
-
-func validNoProxyEntry(e string) bool {
-	if e == "*" {
-		return true
+	if len(entries) == 0 {
+		return nil, nil
 	}
-	if strings.Contains(e, "/") {
-		_, err := netip.ParsePrefix(e)
-		return err == nil
-	}
-	if _, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(e, "["), "]")); err == nil {
-		return true
-	}
-	d := strings.TrimPrefix(e, "*.")
-	d = strings.TrimSuffix(strings.TrimPrefix(d, "."), ".")
-	return checkHost(d, false) == nil && d != ""
+	return entries, nil
 }
 
 // SetKeys returns the config keys to set and to delete so that the file's

@@ -87,7 +87,7 @@ func TestFromKeysErrors(t *testing.T) {
 		{"socksParentProxy = s:1080\nsocksAuthCredentials = secret\n",
 			`socksAuthCredentials: no ":" between user and password (want "user:pass" for socks5; the value is not shown)`},
 		{"noProxy = 10.0.0.0/33\n",
-			`noProxy: invalid entry "10.0.0.0/33" (want host names, .domain suffixes, IPs or CIDRs separated by commas, e.g. ".local, 10.0.0.0/8")`},
+			`noProxy: invalid entry "10.0.0.0/33": not a CIDR such as 10.0.0.0/8`},
 		{"noProxy = host:80\n",
 			`noProxy: invalid entry "host:80" (want host names, .domain suffixes, IPs or CIDRs separated by commas, e.g. ".local, 10.0.0.0/8")`},
 		{"noProxy = \"a@b\"\n",
