@@ -183,7 +183,7 @@ func (h *Handler) entryResponse(req *http.Request, e *cache.Entry, age time.Dura
 	}
 	hdr["Age"] = []string{strconv.FormatInt(int64(age/time.Second), 10)}
 	hdr["Via"] = append(slices.Clip(e.Header["Via"]), viaValue)
-	hdr["Cache-Status"] = []string{status}
+	hdr["Cache-Status"] = append(slices.Clip(e.Header["Cache-Status"]), status)
 	resp.Header = hdr
 	resp.Status = strconv.Itoa(resp.StatusCode) + " " + http.StatusText(resp.StatusCode)
 	return resp
@@ -206,7 +206,7 @@ func (h *Handler) forward(req *http.Request, info *reqInfo, status string) (*htt
 		h.cache.Delete(k)
 	}
 	resp.Header["Via"] = append(resp.Header["Via"], viaValue)
-	resp.Header.Set("Cache-Status", status+"; fwd-status="+strconv.Itoa(resp.StatusCode))
+	resp.Header["Cache-Status"] = append(resp.Header["Cache-Status"], status+"; fwd-status="+strconv.Itoa(resp.StatusCode))
 	return resp, nil
 }
 
@@ -320,7 +320,9 @@ func (h *Handler) land(f *flight, registered bool) {
 func (h *Handler) streamResponse(req *http.Request, up *http.Response, body io.ReadCloser, status string) *http.Response {
 	hdr := up.Header.Clone()
 	hdr["Via"] = append(hdr["Via"], viaValue)
-	hdr.Set("Cache-Status", status)
+	// Caches along the way each add their entry; the one closest to the
+	// client comes last (RFC 9211 §2).
+	hdr["Cache-Status"] = append(hdr["Cache-Status"], status)
 	resp := &http.Response{
 		Status: up.Status, StatusCode: up.StatusCode,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
@@ -335,7 +337,7 @@ func (h *Handler) streamResponse(req *http.Request, up *http.Response, body io.R
 		body.Close()
 		nm := cache.NotModifiedHeaders(&cache.Entry{Status: up.StatusCode, Header: up.Header})
 		nm["Via"] = hdr["Via"]
-		nm.Set("Cache-Status", status)
+		nm["Cache-Status"] = hdr["Cache-Status"]
 		resp.StatusCode, resp.Status = http.StatusNotModified, "304 Not Modified"
 		resp.Header, resp.Body, resp.ContentLength = nm, http.NoBody, 0
 		return resp

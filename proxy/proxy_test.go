@@ -737,3 +737,21 @@ func TestSlowClientIsCutOff(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheStatusAppended: behind another cache, the upstream's
+// Cache-Status entry is kept and ours comes last (RFC 9211 §2).
+func TestCacheStatusAppended(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Status", "parent; hit")
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "x")
+	})
+	p := newTestProxy(t, Options{})
+	for _, want := range []string{"stageproxy; fwd=uri-miss; fwd-status=200; stored", statusHit} {
+		resp, _ := p.get(t, o.URL+"/cs")
+		got := resp.Header.Values("Cache-Status")
+		if len(got) != 2 || got[0] != "parent; hit" || got[1] != want {
+			t.Errorf("Cache-Status = %q, want [\"parent; hit\" %q]", got, want)
+		}
+	}
+}
