@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/stageproxy/stageproxy/upstream"
 )
 
 // basicParent is an HTTP parent proxy that demands Basic credentials u:p
@@ -114,5 +117,41 @@ func TestSetUpstreamLive(t *testing.T) {
 	}
 	if n := parent.relayed.Load(); n != 1 {
 		t.Errorf("parent relayed %d requests after the switches, want still 1", n)
+	}
+}
+
+// TestParentErrorsReachClients: with a real upstream.Dialer whose SOCKS
+// parent is down, plain requests and CONNECT tunnels both get a 502 whose
+// one line names the parent.
+func TestParentErrorsReachClients(t *testing.T) {
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	d, err := upstream.NewDialer(upstream.Config{SOCKS: &upstream.Parent{Kind: upstream.SOCKS5, Addr: deadAddr, User: "u", Password: "secret"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newTestProxy(t, Options{TunnelAllowedPorts: []PortRange{{1, 65535}}})
+	p.h.SetUpstream(d, d.String())
+	want := "parent proxy socks5://" + deadAddr + " unreachable"
+
+	resp, body := p.get(t, "http://127.0.0.1:9/x")
+	if resp.StatusCode != http.StatusBadGateway || !strings.HasPrefix(body, want) || strings.Contains(body, "secret") {
+		t.Errorf("GET: %d %q, want 502 starting %q", resp.StatusCode, body, want)
+	}
+
+	c, err := net.Dial("tcp", p.url.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n")
+	cresp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(cresp.Body)
+	if cresp.StatusCode != http.StatusBadGateway || !strings.HasPrefix(string(b), want) {
+		t.Errorf("CONNECT: %d %q, want 502 starting %q", cresp.StatusCode, b, want)
 	}
 }
