@@ -8,8 +8,9 @@ func newUpstreamProxyCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "upstream_proxy <command>",
 		Short: "set, delete or show the parent proxy",
-		Long: `Upstream_proxy sets, deletes or shows the parent proxy that stageproxy
-forwards through, as kato op upstream_proxy did for Polipo. The setting lives
+		Long: `The upstream_proxy commands set, delete or show the parent proxy that
+stageproxy forwards through, as kato op upstream_proxy did for Polipo. The
+setting lives
 in the config file (Polipo's parentProxy, parentAuthCredentials,
 socksParentProxy, socksProxyType, socksUserName, socksAuthCredentials and
 noProxy keys); a running stageproxy applies a change within 2 s, without a
