@@ -155,3 +155,40 @@ func TestParentErrorsReachClients(t *testing.T) {
 		t.Errorf("CONNECT: %d %q, want 502 starting %q", cresp.StatusCode, b, want)
 	}
 }
+
+// TestSwitchKeepsTransfersInFlight: a download that started through the
+// parent finishes through it after the switch to direct.
+func TestSwitchKeepsTransfersInFlight(t *testing.T) {
+	release := make(chan struct{})
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "8")
+		io.WriteString(w, "1234")
+		w.(http.Flusher).Flush()
+		<-release
+		io.WriteString(w, "5678")
+	})
+	parent := newBasicParent(t)
+	p := newTestProxy(t, Options{})
+	pu, _ := url.Parse(parent.URL)
+	pu.User = url.UserPassword("u", "p")
+	p.h.SetUpstream(staticUpstream{pu}, pu.Host)
+
+	resp, err := p.client.Get(o.URL + "/slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, 4)
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatal(err)
+	}
+	p.h.SetUpstream(nil, "") // switch while the body is half sent
+	close(release)
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || string(first)+string(rest) != "12345678" {
+		t.Errorf("transfer across the switch: %q%q, %v", first, rest, err)
+	}
+	if n := parent.relayed.Load(); n != 1 {
+		t.Errorf("parent relayed %d, want 1", n)
+	}
+}
