@@ -48,7 +48,16 @@ func newBasicParent(t *testing.T) *basicParent {
 			w.Header()[k] = v
 		}
 		w.WriteHeader(resp.StatusCode)
-		io.Copy(w, resp.Body)
+		// Pass bytes on as they come, as a real parent does.
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := resp.Body.Read(buf)
+			w.Write(buf[:n])
+			w.(http.Flusher).Flush()
+			if err != nil {
+				return
+			}
+		}
 	}))
 	t.Cleanup(p.Close)
 	return p
