@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -56,6 +57,11 @@ func errorReason(host, parent string, err error) string {
 			return fmt.Sprintf("parent proxy %s timed out", parent)
 		}
 		return fmt.Sprintf("parent proxy %s unreachable: %v", parent, opErr.Err)
+	}
+	if ve, ok := errors.AsType[*tls.CertificateVerificationError](err); ok {
+		// Never retried without verification: the operator adds the
+		// origin's CA with --upstream-ca instead.
+		return fmt.Sprintf("origin %s: TLS certificate could not be verified: %v", host, ve.Err)
 	}
 	if errorStatus(err) == http.StatusGatewayTimeout {
 		return fmt.Sprintf("origin %s timed out", host)

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -76,6 +78,22 @@ type Options struct {
 	// ClientWriteTimeout bounds how long one write to a client may block
 	// (a client that stopped reading). Zero means 60 s.
 	ClientWriteTimeout time.Duration
+	// UpstreamRoots are the roots HTTPS origins are verified against. Nil
+	// means the system roots. Verification is never turned off.
+	UpstreamRoots *x509.CertPool
+	// Intercept, when set, opens CONNECT tunnels to the hosts it matches
+	// (TLS interception) so that the requests inside go through the cache.
+	// Every other tunnel is passed through byte for byte.
+	Intercept *Intercept
+}
+
+// Intercept is what TLS interception needs: which hosts, and a leaf
+// certificate for each (mitm.CA.Leaf).
+type Intercept struct {
+	// Match reports whether CONNECTs to host (no port) are intercepted.
+	Match func(host string) bool
+	// Leaf returns the certificate presented to clients for host.
+	Leaf func(host string) (*tls.Certificate, error)
 }
 
 // Handler is the proxy's http.Handler.
@@ -158,7 +176,7 @@ func New(opts Options) (*Handler, error) {
 		dial = d.DialContext
 	}
 	h.direct = dial
-	h.routes.Store(newRoute(nil, "", dial))
+	h.routes.Store(newRoute(nil, "", dial, opts.UpstreamRoots))
 
 	gp := goproxy.NewProxyHttpServer()
 	gp.Tr = h.route().tr // goproxy's own uses; our round trips pick the route per request
@@ -180,7 +198,19 @@ func New(opts Options) (*Handler, error) {
 	gp.KeepHeader = false
 	gp.NonproxyHandler = http.HandlerFunc(h.serveAdmin)
 	gp.OnRequest().DoFunc(func(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
-		ctx.RoundTripper = goproxy.RoundTripperFunc(h.roundTrip)
+		if _, ok := r.Context().Value(infoKey{}).(*reqInfo); !ok {
+			// A request read inside an intercepted tunnel: it did not
+			// pass through ServeHTTP, so do its part here.
+			var resp *http.Response
+			if r, resp = h.interceptedRequest(r); resp != nil {
+				return r, resp
+			}
+		}
+		if infoFrom(r.Context()).intercepted {
+			ctx.RoundTripper = goproxy.RoundTripperFunc(h.roundTripIntercepted)
+		} else {
+			ctx.RoundTripper = goproxy.RoundTripperFunc(h.roundTrip)
+		}
 		return r, nil
 	})
 	gp.OnRequest().HandleConnectFunc(h.handleConnect)
@@ -195,7 +225,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := &reqInfo{outcome: "-"}
 	lw := &logWriter{ResponseWriter: w, writeTimeout: h.clientWriteTimeout}
 	defer lw.clearDeadline()
-	defer h.accessLog(r, lw, info, start)
+	defer func() {
+		status := lw.status
+		if status == 0 {
+			status = info.status // a CONNECT: goproxy wrote on the raw connection
+		}
+		h.accessLog(r, status, lw.bytes, info, start)
+	}()
 
 	if !h.allowed(r.RemoteAddr) {
 		h.metrics.countRequest("forbidden", "", 0)
@@ -263,6 +299,11 @@ func (h *Handler) handleConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.Co
 	_, portStr, err := net.SplitHostPort(host)
 	if err != nil {
 		portStr = "80" // goproxy appends :80 to a CONNECT without a port
+	}
+	if h.intercepts(host) {
+		// Not held to tunnelAllowedPorts: the proxy speaks HTTP to this
+		// origin itself, as it does for plain-HTTP requests to any port.
+		return &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: h.leafConfig}, host
 	}
 	port, err := strconv.Atoi(portStr)
 	if err == nil && h.tunnelAllowed(port) {

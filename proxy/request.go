@@ -20,6 +20,10 @@ type reqInfo struct {
 	outcome string // hit, miss, collapsed, revalidated, pass, error, ...
 	source  string // "cache" or "upstream": where the body bytes came from
 	status  int    // for CONNECT, whose response goproxy writes on the raw connection
+	// intercepted marks a request read inside an intercepted tunnel,
+	// which does not pass through ServeHTTP; start is when it was read.
+	intercepted bool
+	start       time.Time
 
 	// What answerFromCache found, so the lookup is not repeated.
 	looked bool
@@ -131,11 +135,7 @@ const AccessLogMessage = "request"
 
 // accessLog writes the request's one access-log line. The URL is redacted:
 // userinfo in a request URL is a credential.
-func (h *Handler) accessLog(r *http.Request, w *logWriter, info *reqInfo, start time.Time) {
-	status := w.status
-	if status == 0 {
-		status = info.status
-	}
+func (h *Handler) accessLog(r *http.Request, status int, bytes int64, info *reqInfo, start time.Time) {
 	target := r.Host
 	if r.Method != http.MethodConnect {
 		target = r.URL.Redacted()
@@ -145,7 +145,7 @@ func (h *Handler) accessLog(r *http.Request, w *logWriter, info *reqInfo, start 
 		slog.String("method", r.Method),
 		slog.String("url", target),
 		slog.Int("status", status),
-		slog.Int64("bytes", w.bytes),
+		slog.Int64("bytes", bytes),
 		slog.String("cache", info.outcome),
 		slog.Duration("dur", time.Since(start).Round(time.Microsecond)),
 	)

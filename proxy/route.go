@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"net/http"
 	"net/url"
@@ -33,7 +34,7 @@ type route struct {
 }
 
 // newRoute builds the route for u (nil: direct, through dial).
-func newRoute(u Upstream, parent string, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *route {
+func newRoute(u Upstream, parent string, dial func(ctx context.Context, network, addr string) (net.Conn, error), roots *x509.CertPool) *route {
 	// Our own transport: never a proxy from the environment (HTTP_PROXY
 	// pointing at ourselves would loop), origins verified, no transparent
 	// gzip (bytes pass through as the origin sent them), and a limit on
@@ -41,7 +42,7 @@ func newRoute(u Upstream, parent string, dial func(ctx context.Context, network,
 	tr := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           dial,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots},
 		TLSHandshakeTimeout:   tlsHandshakeTimeout,
 		ResponseHeaderTimeout: responseHeaderTimeout,
 		ExpectContinueTimeout: time.Second,
@@ -66,7 +67,7 @@ func newRoute(u Upstream, parent string, dial func(ctx context.Context, network,
 // in flight finish on the route they started on; the old route's idle
 // connections are closed. The cache is untouched.
 func (h *Handler) SetUpstream(u Upstream, parent string) {
-	old := h.routes.Swap(newRoute(u, parent, h.direct))
+	old := h.routes.Swap(newRoute(u, parent, h.direct, h.opts.UpstreamRoots))
 	if old != nil {
 		old.tr.CloseIdleConnections()
 	}
