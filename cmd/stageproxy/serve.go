@@ -103,9 +103,9 @@ or KiB, MiB, GiB (powers of 1024), e.g. 100MB or 64MiB.`,
 	fl.StringVar(&f.cacheSize, "cache-size", "", "bytes the cache may hold, SIZE (overrides cacheSize; default 100MB)")
 	fl.StringVar(&f.maxObjectSize, "max-object-size", "", "largest response stored, SIZE (overrides maxObjectSize; default 32MiB, at most half the cache)")
 	fl.StringVar(&f.logFile, "log-file", "", "append the log to FILE instead of standard error (overrides logFile)")
-	fl.StringVar(&f.mitmCA, "mitm-ca", "", "directory of the CA made by `ca init`, for HTTPS interception (not implemented yet)")
-	fl.StringVar(&f.mitmHosts, "mitm-hosts", "", "comma list of hosts whose HTTPS is intercepted and cached (not implemented yet)")
-	fl.StringVar(&f.upstreamCA, "upstream-ca", "", "PEM file of extra CAs to verify origins with (not implemented yet)")
+	fl.StringVar(&f.mitmCA, "mitm-ca", "", "directory of the CA made by `ca init`: intercept HTTPS to --mitm-hosts with it")
+	fl.StringVar(&f.mitmHosts, "mitm-hosts", "", "hosts whose HTTPS is intercepted and cached: names and *.suffix, comma-separated")
+	fl.StringVar(&f.upstreamCA, "upstream-ca", "", "PEM file of CAs to trust for origins, besides the system roots")
 	return cmd
 }
 
@@ -203,8 +203,9 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 		return err
 	}
 	opts.apply(cfg)
-	if cfg.MitmCA != "" || cfg.MitmHosts != "" || cfg.UpstreamCA != "" {
-		return usageErrorf("--mitm-ca, --mitm-hosts, --upstream-ca (mitmCA, mitmHosts, upstreamCA): HTTPS interception is not implemented yet (want none of them set)")
+	intercept, upstreamRoots, err := interceptOptions(cfg)
+	if err != nil {
+		return err
 	}
 
 	logOut := opts.stderr
@@ -258,6 +259,8 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 		ServeStaleOnError:  cfg.RelaxTransparency != "false",
 		ListenAddrs:        listenAddrs,
 		Status:             cfg.StatusLines,
+		Intercept:          intercept,
+		UpstreamRoots:      upstreamRoots,
 	})
 	if err != nil {
 		ln.Close()
