@@ -131,5 +131,6 @@ The configuration file is --config FILE, else $STAGEPROXY_CONFIG, else
 		"config file (default $STAGEPROXY_CONFIG, then "+defaultConfigPath+")")
 	root.AddCommand(newServeCmd(g), newVersionCmd(g.stdout))
 	root.AddCommand(newUpstreamProxyCmd(g))
+	root.AddCommand(newCACmd(g))
 	return root
 }
