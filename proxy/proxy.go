@@ -303,6 +303,8 @@ func (h *Handler) handleConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.Co
 	if h.intercepts(host) {
 		// Not held to tunnelAllowedPorts: the proxy speaks HTTP to this
 		// origin itself, as it does for plain-HTTP requests to any port.
+		info := infoFrom(ctx.Req.Context())
+		info.status, info.outcome = http.StatusOK, "intercepted"
 		return &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: h.leafConfig}, host
 	}
 	port, err := strconv.Atoi(portStr)

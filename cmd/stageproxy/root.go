@@ -118,7 +118,7 @@ The configuration file is --config FILE, else $STAGEPROXY_CONFIG, else
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 		RunE: g.runE(func(cmd *cobra.Command, args []string) error {
-			return usageErrorf("missing command (want serve, upstream_proxy or version; see stageproxy --help)")
+			return usageErrorf("missing command (want serve, upstream_proxy, ca or version; see stageproxy --help)")
 		}),
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
