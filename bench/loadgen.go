@@ -10,6 +10,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,11 @@ type target struct {
 	pid   int    // process to watch (RSS, CPU); 0 if none
 	// origin is the origin's host:port, for request lines and Host.
 	origin string
+	// tlsConf, when set, makes this an HTTPS column: every connection
+	// is a TLS client connection (to addr, or through a CONNECT to
+	// connect when that is set) and requests are in origin form.
+	tlsConf *tls.Config
+	connect string
 	// errs counts transport errors and unexpected statuses in any phase.
 	errs atomic.Int64
 	// firstErr records the first of them.
@@ -45,13 +51,13 @@ func (t *target) noteErr(format string, a ...any) {
 	t.errMu.Unlock()
 }
 
-// request builds a request for path, in absolute form for proxies. extra
-// holds additional header lines, each ending in \r\n.
+// request builds a request for path, in absolute form for proxies (origin
+// form inside TLS). extra holds additional header lines, each ending in \r\n.
 func (t *target) request(method, path, extra string) []byte {
 	var b strings.Builder
 	b.WriteString(method)
 	b.WriteByte(' ')
-	if t.proxy {
+	if t.proxy && t.tlsConf == nil {
 		b.WriteString("http://")
 		b.WriteString(t.origin)
 	}
@@ -284,6 +290,16 @@ func dial(addr string, deadline time.Time) (*conn, error) {
 	return &conn{c: c, br: bufio.NewReaderSize(c, 64<<10)}, nil
 }
 
+// dial opens a connection for t: plain TCP to t.addr, or for an HTTPS
+// column a TLS connection (tunnelled through CONNECT when t.connect is set).
+func (t *target) dial(deadline time.Time) (*conn, error) {
+	if t.tlsConf == nil {
+		return dial(t.addr, deadline)
+	}
+	c, _, err := dialTLS(t.addr, t.connect, t.tlsConf, deadline)
+	return c, err
+}
+
 func (c *conn) Close() {
 	if c != nil {
 		_ = c.c.Close()
@@ -379,7 +395,7 @@ func runLoad(t *target, reqs [][]byte, wantBody int64, conns int, warm, dur time
 			for !stop.Load() && ctr.errs.Load() < 20 && time.Now().Before(hard) {
 				if c == nil {
 					var err error
-					if c, err = dial(t.addr, hard); err != nil {
+					if c, err = t.dial(hard); err != nil {
 						ctr.errs.Add(1)
 						noteErr(err.Error())
 						time.Sleep(20 * time.Millisecond) // back off before redialling

@@ -17,6 +17,15 @@
 //     and the proxy used during each load phase, to tell whether the client
 //     or the machine was the bottleneck.
 //
+// HTTPS interception (https.go): the origin child also serves its paths
+// over TLS with a certificate from a CA the bench makes, and stageproxy runs
+// with --mitm-ca (from its own `ca init`), --mitm-hosts
+// localhost,*.bench.test and --upstream-ca for that CA. The https4k and
+// https1m phases load hits inside CONNECT tunnels (the "direct" column is
+// the origin's TLS listener) and divide them by the same column's
+// plain-HTTP hits; the leaf phase times CONNECT + TLS handshake to new
+// host names against a repeat one. They run last, after the working set.
+//
 // The working-set check: after 400 distinct 1 MiB objects are fetched once,
 // the newest 100 are requested newest first with "Cache-Control:
 // only-if-cached" (RFC 9111 §5.2.1.7). A cache that honours it answers a miss
@@ -38,6 +47,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -55,7 +65,7 @@ const (
 
 var columns = []string{colDirect, colSquid, colStageproxy}
 
-var allPhases = []string{"4k", "1m", "16m", "miss", "slow", "ws"}
+var allPhases = []string{"4k", "1m", "16m", "miss", "slow", "ws", "https4k", "https1m", "leaf"}
 
 type config struct {
 	conns       int
@@ -191,9 +201,9 @@ func run() int {
 	})
 
 	b := &bench{cfg: cfg, nonce: strconv.FormatInt(time.Now().UnixNano()%(1<<40), 36),
-		byName: map[string]*target{}, status: map[string]string{}}
+		byName: map[string]*target{}, status: map[string]string{}, hitRows: map[string]*row{}}
 
-	origin, err := startOrigin()
+	origin, err := startOrigin(tmp)
 	if err != nil {
 		logf("origin: %v", err)
 		return 1
@@ -261,7 +271,26 @@ func run() int {
 			}
 		}
 		if !spFailed {
-			sp, addr, err := startStageproxy(bin, tmp)
+			// Interception for the HTTPS rows: a CA from the binary's own
+			// `ca init`, and the origin's CA to verify its TLS listener.
+			var mitmArgs []string
+			if wantHTTPS(cfg) && origin.tlsAddr != "" {
+				dir := filepath.Join(tmp, "mitm-ca")
+				if err := caInit(bin, tmp, dir); err != nil {
+					b.tlsStatus = err.Error()
+				} else {
+					mitmArgs = []string{"--mitm-ca", dir, "--mitm-hosts", mitmHosts, "--upstream-ca", origin.caFile}
+					b.mitmCA = dir
+				}
+			}
+			sp, addr, err := startStageproxy(bin, tmp, mitmArgs...)
+			if err != nil && len(mitmArgs) > 0 {
+				// Keep the plain-HTTP rows: start it again without interception.
+				b.tlsStatus = "stageproxy did not start with " + strings.Join(mitmArgs, " ") + ": " + firstLines(err.Error(), 4)
+				b.mitmCA = ""
+				logf("%s; starting it without interception", b.tlsStatus)
+				sp, addr, err = startStageproxy(bin, tmp)
+			}
 			if err != nil {
 				b.status[colStageproxy] = "did not start"
 				b.note("stageproxy: %s", firstLines(err.Error(), 6))
@@ -278,6 +307,9 @@ func run() int {
 	}
 
 	b.sanity()
+	if wantHTTPS(cfg) {
+		b.setupTLS()
+	}
 
 	if cfg.only["4k"] {
 		b.phaseHits("4k", size4k, 100)
@@ -301,6 +333,20 @@ func run() int {
 		b.checkAlive("before the ws phase")
 		b.phaseWorkingSet()
 	}
+	// The HTTPS phases come last so that their TLS connections do not
+	// change the peak-RSS rows of the working-set phase.
+	if cfg.only["https4k"] {
+		b.checkAlive("before the https4k phase")
+		b.phaseHTTPSHits("4k", size4k, 100)
+	}
+	if cfg.only["https1m"] {
+		b.checkAlive("before the https1m phase")
+		b.phaseHTTPSHits("1m", size1m, 16)
+	}
+	if cfg.only["leaf"] {
+		b.checkAlive("before the leaf phase")
+		b.phaseLeaf()
+	}
 
 	b.checkAlive("at the end of the run")
 	b.report(os.Stdout, time.Since(started))
@@ -315,10 +361,22 @@ func run() int {
 		}
 		return 1
 	}
+	if t := b.tlsProxy; t != nil && t.errs.Load() > 0 {
+		logf("stageproxy answered %d errors through interception; first: %s", t.errs.Load(), t.firstErr)
+		if b.sp != nil {
+			logf("stageproxy log tail:\n%s", b.sp.tail(10))
+		}
+		return 1
+	}
 	if b.status[colStageproxy] != "" && cfg.targets[colStageproxy] {
 		return 1
 	}
 	return 0
+}
+
+// wantHTTPS reports whether any HTTPS phase runs.
+func wantHTTPS(cfg config) bool {
+	return cfg.only["https4k"] || cfg.only["https1m"] || cfg.only["leaf"]
 }
 
 func firstLines(s string, n int) string {

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +27,13 @@ import (
 // column measures an origin and a client that compete only for CPUs, exactly
 // as origin, proxy and client do in the proxied columns.
 const originChildEnv = "STAGEPROXY_BENCH_ORIGIN"
+
+// originCertEnv and originKeyEnv name the origin child's TLS certificate
+// and key files (see makeOriginTLS).
+const (
+	originCertEnv = "STAGEPROXY_BENCH_ORIGIN_CERT"
+	originKeyEnv  = "STAGEPROXY_BENCH_ORIGIN_KEY"
+)
 
 // Sizes of the objects the origin serves.
 const (
@@ -150,20 +159,49 @@ func (o *originServer) stats(w http.ResponseWriter, r *http.Request) {
 }
 
 // runOriginChild is main for the origin child process: it prints
-// "ORIGIN addr" on stdout and serves until its stdin closes.
+// "ORIGIN addr [tlsaddr]" on stdout and serves until its stdin closes. With
+// originCertEnv and originKeyEnv naming PEM files it also serves the same
+// paths over TLS on tlsaddr.
 func runOriginChild() {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "origin:", err)
 		os.Exit(1)
 	}
+	handler := newOriginServer()
 	srv := &http.Server{
-		Handler:           newOriginServer(),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          nil,
 	}
-	fmt.Printf("ORIGIN %s\n", ln.Addr())
+	tlsAddr := ""
+	if certFile, keyFile := os.Getenv(originCertEnv), os.Getenv(originKeyEnv); certFile != "" && keyFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "origin: TLS:", err)
+			os.Exit(1)
+		}
+		tln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "origin:", err)
+			os.Exit(1)
+		}
+		tsrv := &http.Server{
+			Handler:           handler,
+			TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+		}
+		tlsAddr = " " + tln.Addr().String()
+		go func() {
+			if err := tsrv.ServeTLS(tln, "", ""); err != nil {
+				fmt.Fprintln(os.Stderr, "origin: TLS:", err)
+				os.Exit(1)
+			}
+		}()
+	}
+	fmt.Printf("ORIGIN %s%s\n", ln.Addr(), tlsAddr)
 	go func() {
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		os.Exit(0)
@@ -177,20 +215,34 @@ func runOriginChild() {
 
 // originProc is the parent's handle on the origin child.
 type originProc struct {
-	addr  string
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	done  chan struct{}
-	stats *http.Client
+	addr string
+	// tlsAddr serves the same paths over TLS with a certificate for
+	// localhost and 127.0.0.1 signed by the CA in caFile ("" when the TLS
+	// setup failed; see tlsErr).
+	tlsAddr string
+	caFile  string
+	caPool  *x509.CertPool
+	tlsErr  error
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	done    chan struct{}
+	stats   *http.Client
 }
 
-func startOrigin() (*originProc, error) {
+// startOrigin starts the origin child. It makes a CA and a server
+// certificate for the TLS listener in tmp first; when that fails the origin
+// serves plain HTTP only and tlsErr says why.
+func startOrigin(tmp string) (*originProc, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(self)
 	cmd.Env = append(os.Environ(), originChildEnv+"=1")
+	originTLS, tlsErr := makeOriginTLS(tmp)
+	if tlsErr == nil {
+		cmd.Env = append(cmd.Env, originCertEnv+"="+originTLS.certFile, originKeyEnv+"="+originTLS.keyFile)
+	}
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()
@@ -204,7 +256,7 @@ func startOrigin() (*originProc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	o := &originProc{cmd: cmd, stdin: stdin, done: make(chan struct{})}
+	o := &originProc{cmd: cmd, stdin: stdin, done: make(chan struct{}), tlsErr: tlsErr}
 	go func() { _ = cmd.Wait(); close(o.done) }()
 	lineCh := make(chan string, 1)
 	go func() {
@@ -214,12 +266,18 @@ func startOrigin() (*originProc, error) {
 	}()
 	select {
 	case line := <-lineCh:
-		addr, ok := strings.CutPrefix(strings.TrimSpace(line), "ORIGIN ")
-		if !ok {
+		addrs, ok := strings.CutPrefix(strings.TrimSpace(line), "ORIGIN ")
+		f := strings.Fields(addrs)
+		if !ok || len(f) == 0 {
 			o.stop()
 			return nil, fmt.Errorf("origin child said %q", line)
 		}
-		o.addr = addr
+		o.addr = f[0]
+		if len(f) > 1 && tlsErr == nil {
+			o.tlsAddr, o.caFile, o.caPool = f[1], originTLS.caFile, originTLS.caPool
+		} else if o.tlsErr == nil {
+			o.tlsErr = errors.New("the origin child did not open its TLS listener")
+		}
 	case <-time.After(10 * time.Second):
 		o.stop()
 		return nil, errors.New("origin child did not start within 10s")

@@ -19,8 +19,19 @@ type bench struct {
 	status    map[string]string
 	squid, sp *child
 	rows      []*row
-	notes     []string
-	cpu       []cpuRow
+	// hitRows holds the plain-HTTP hit rows by kind ("4k", "1m"), for
+	// the HTTPS rows' ratios.
+	hitRows map[string]*row
+	// tlsDirect and tlsProxy are the HTTPS columns: the origin's TLS
+	// listener and stageproxy intercepting CONNECTs (nil when not set up;
+	// tlsStatus says why).
+	tlsDirect, tlsProxy *target
+	tlsStatus           string
+	mitmCA              string // directory holding the interception ca.crt
+	tlsNoted            bool   // the HTTPS rows' notes are written
+	tlsBroken           bool   // tlsProxy failed its sanity check
+	notes               []string
+	cpu                 []cpuRow
 
 	goVersion, squidVersion, commit string
 }
@@ -104,7 +115,7 @@ func (b *bench) sanity() {
 // returns how many second fetches were checked and how many of those were
 // not hits.
 func (b *bench) warmVerify(t *target, paths []string, size int64) (checked, nonHits int) {
-	c, err := dial(t.addr, time.Now().Add(2*time.Minute))
+	c, err := t.dial(time.Now().Add(2 * time.Minute))
 	if err != nil {
 		t.noteErr("warm-up: %v", err)
 		return 0, 0
@@ -117,7 +128,7 @@ func (b *bench) warmVerify(t *target, paths []string, size int64) (checked, nonH
 			if _, _, err := c.do(req, &r, false); err != nil {
 				t.noteErr("warm-up GET %s: %v", p, err)
 				c.Close()
-				if c, err = dial(t.addr, time.Now().Add(2*time.Minute)); err != nil {
+				if c, err = t.dial(time.Now().Add(2 * time.Minute)); err != nil {
 					return checked, nonHits
 				}
 				continue
@@ -133,7 +144,7 @@ func (b *bench) warmVerify(t *target, paths []string, size int64) (checked, nonH
 			}
 			if r.close {
 				c.Close()
-				if c, err = dial(t.addr, time.Now().Add(2*time.Minute)); err != nil {
+				if c, err = t.dial(time.Now().Add(2 * time.Minute)); err != nil {
 					return checked, nonHits
 				}
 			}
@@ -155,6 +166,7 @@ func (b *bench) phaseHits(kind string, size int64, nobj int) {
 	} else {
 		rw = b.newRow(rowHits1m)
 	}
+	b.hitRows[kind] = rw
 	b.checkAlive("before the warm-up of " + kind + " objects")
 	for _, t := range b.targets {
 		if t.proxy {

@@ -34,14 +34,22 @@ const (
 	rowRSSBefore
 	rowRSS
 	rowSurvive
+	rowHTTPS4k
+	rowHTTPS4kVsPlain
+	rowHTTPS1m
+	rowHTTPS1mVsPlain
+	rowLeafNew
+	rowLeafRepeat
+	rowLeafRatio
 )
 
 // row is one line of the table.
 type row struct {
 	name   string
-	prec   int  // decimals
-	higher bool // higher is better
-	ratios bool // print stageproxy/direct and stageproxy/squid
+	prec   int    // decimals
+	suffix string // after each value ("x" for ratio rows)
+	higher bool   // higher is better
+	ratios bool   // print stageproxy/direct and stageproxy/squid
 	// vsSquid: stageproxy must be at least as good as Squid.
 	vsSquid bool
 	target  string
@@ -99,6 +107,27 @@ func (b *bench) newRow(k rowKind) *row {
 		need := (88*c.wsCheck + 99) / 100
 		r.target = "≥ " + strconv.Itoa(need)
 		r.meets = func(sp, _ cell) bool { return sp.v >= float64(need) }
+	case rowHTTPS4k:
+		r.name = fmt.Sprintf("4 KiB HTTPS hits via interception, req/s (%d conns)", c.conns)
+		r.higher, r.ratios = true, true
+	case rowHTTPS1m:
+		r.name = fmt.Sprintf("1 MiB HTTPS hits via interception, MiB/s (%d conns)", c.conns)
+		r.higher, r.ratios = true, true
+	case rowHTTPS4kVsPlain:
+		r.name = "  4 KiB HTTPS hits ÷ the same column's plain-HTTP 4 KiB hits"
+		r.prec, r.suffix, r.higher = 2, "x", true
+	case rowHTTPS1mVsPlain:
+		r.name = "  1 MiB HTTPS hits ÷ the same column's plain-HTTP 1 MiB hits"
+		r.prec, r.suffix, r.higher = 2, "x", true
+	case rowLeafNew:
+		r.name = fmt.Sprintf("CONNECT + TLS handshake, new host (leaf signed), ms (median of %d)", leafTrials)
+		r.prec = 3
+	case rowLeafRepeat:
+		r.name = fmt.Sprintf("CONNECT + TLS handshake, repeat host (leaf cached), ms (median of %d)", leafTrials)
+		r.prec = 3
+	case rowLeafRatio:
+		r.name = "  new host ÷ repeat host"
+		r.prec, r.suffix = 2, "x"
 	}
 	b.rows = append(b.rows, r)
 	return r
@@ -117,7 +146,7 @@ func (b *bench) fmtCell(r *row, col string) string {
 	var s string
 	switch {
 	case c.ok:
-		s = strconv.FormatFloat(c.v, 'f', r.prec, 64)
+		s = strconv.FormatFloat(c.v, 'f', r.prec, 64) + r.suffix
 	case c.err:
 		s = "ERR"
 	default:

@@ -115,12 +115,31 @@ func buildStageproxy(gobin, root, tmp string) (string, error) {
 	return bin, nil
 }
 
+// stageproxyEnv is the explicit environment stageproxy runs with: no
+// *_PROXY variables, nothing of the caller's.
+func stageproxyEnv(tmp string) []string {
+	return []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + tmp, "TMPDIR=" + tmp, "LANG=C"}
+}
+
+// caInit runs `bin ca init --out dir`.
+func caInit(bin, tmp, dir string) error {
+	cmd := exec.Command(bin, "ca", "init", "--out", dir)
+	cmd.Dir = tmp
+	cmd.Env = stageproxyEnv(tmp)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s ca init --out %s: %v: %s", filepath.Base(bin), dir, err, lastLine(string(out)))
+	}
+	return nil
+}
+
 var listeningRE = regexp.MustCompile(`listening on (\[[0-9a-fA-F:.]+\]:[0-9]+|[0-9.]+:[0-9]+)`)
 
 // startStageproxy starts `bin serve --listen 127.0.0.1:0 --config
-// tmp/empty.conf` with an explicit environment, reads its stderr until the
-// "listening on ADDR" log line, then keeps draining it into tmp/stageproxy.log.
-func startStageproxy(bin, tmp string) (*child, string, error) {
+// tmp/empty.conf [extra...]` with an explicit environment, reads its stderr
+// until the "listening on ADDR" log line, then keeps draining it into
+// tmp/stageproxy.log.
+func startStageproxy(bin, tmp string, extra ...string) (*child, string, error) {
 	conf := filepath.Join(tmp, "empty.conf")
 	if err := os.WriteFile(conf, nil, 0o644); err != nil {
 		return nil, "", err
@@ -130,9 +149,9 @@ func startStageproxy(bin, tmp string) (*child, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--config", conf)
+	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--config", conf}, extra...)...)
 	cmd.Dir = tmp
-	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + tmp, "TMPDIR=" + tmp, "LANG=C"}
+	cmd.Env = stageproxyEnv(tmp)
 	cmd.Stdout = logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := cmd.StderrPipe()
