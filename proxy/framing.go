@@ -66,11 +66,22 @@ const (
 type framingConn struct {
 	net.Conn
 	ambiguous atomic.Bool
+	tunnel    atomic.Bool // a CONNECT was read: the rest is a tunnel
+	out       coalescer
 
 	state  int
 	line   []byte // a line that began in an earlier read
 	block  block  // the header block being read
 	remain int64  // body or chunk bytes still to skip
+}
+
+func (c *framingConn) Write(p []byte) (int, error) {
+	return c.out.write(c.Conn, p, c.tunnel.Load())
+}
+
+func (c *framingConn) Close() error {
+	c.out.stop(c.Conn)
+	return c.Conn.Close()
 }
 
 func (c *framingConn) Read(p []byte) (int, error) {
@@ -172,6 +183,7 @@ func (c *framingConn) headerLine(line []byte) {
 			return // blank lines before a request are ignored (RFC 9112 §2.2)
 		}
 		if bytes.HasPrefix(line, []byte("CONNECT ")) {
+			c.tunnel.Store(true)
 			c.state = stDone // the rest is a tunnel
 			return
 		}
