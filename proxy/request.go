@@ -64,8 +64,11 @@ type logWriter struct {
 // get a deadline: smaller responses never block on a live connection.
 const deadlineAfter = 256 << 10
 
-// writeSlice is the most one deadline covers.
-const writeSlice = 256 << 10
+// writeSlice is the most one deadline covers, so a client must take at
+// least 1 MiB a minute (17 KB/s) to keep its download. Smaller slices cost
+// throughput: with 256 KiB ones, 1 MiB hits ran at 0.72x the direct origin
+// instead of 0.87x (go run ./bench -only 1m).
+const writeSlice = 1 << 20
 
 func (w *logWriter) pushDeadline() {
 	now := time.Now()
