@@ -55,7 +55,7 @@ type flight struct {
 	storing  bool   // protects: mu; the body is still headed for the cache
 	readers  map[*flightReader]struct{}
 	// sizeHint is the announced body length, to which buf grows in one
-	// step once it passes growAt. Only the filler
+	// step once its small first allocation is full. Only the filler
 	// goroutine touches it.
 	sizeHint int64
 	// joinable is false once a newcomer could no longer read the body from
@@ -180,10 +180,6 @@ func (r *flightReader) Close() error {
 	return nil
 }
 
-// growAt is the buffer size past which a fill's buffer grows to the
-// announced length in one step.
-const growAt = 1 << 20
-
 // window bounds how far the filler may run ahead of its slowest reader once
 // the body is no longer being stored.
 const window = 1 << 20
@@ -196,10 +192,7 @@ func (f *flight) write(p []byte) bool {
 	if f.sizeHint > 0 && f.storing {
 		// Only this goroutine appends to buf, so its length and capacity
 		// can be read without the lock; allocate outside it.
-		// Below growAt, append doubles the buffer as usual, so the first
-		// megabyte reaches the clients before the one large allocation
-		// (which, for 16 MiB near the memory limit, can stall for a GC).
-		if n := len(f.buf) + len(p); n > cap(f.buf) && n > growAt {
+		if n := len(f.buf) + len(p); n > cap(f.buf) {
 			if f.sizeHint >= int64(n) {
 				grown = make([]byte, 0, f.sizeHint)
 			}
