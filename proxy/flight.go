@@ -58,6 +58,8 @@ type flight struct {
 	// step once its small first allocation is full. Only the filler
 	// goroutine touches it.
 	sizeHint int64
+	// firstTaken is set once a reader has taken bytes.
+	firstTaken bool // protects: mu
 	// joinable is false once a newcomer could no longer read the body from
 	// its start.
 	joinable bool // protects: mu
@@ -102,8 +104,9 @@ func (r *flightReader) Read(p []byte) (int, error) {
 		if r.pos < end {
 			n := copy(p, f.buf[r.pos-f.off:])
 			r.pos += int64(n)
-			if !f.storing {
-				f.cond.Broadcast() // the filler may be waiting for room
+			if !f.storing || !f.firstTaken {
+				f.firstTaken = true
+				f.cond.Broadcast() // the filler may be waiting for room or a first read
 			}
 			return n, nil
 		}
@@ -158,7 +161,8 @@ func (r *flightReader) WriteTo(w io.Writer) (int64, error) {
 		dirty = true
 		f.mu.Lock()
 		r.pos += int64(n)
-		if trimming {
+		if trimming || !f.firstTaken {
+			f.firstTaken = true
 			f.cond.Broadcast()
 		}
 		f.mu.Unlock()
@@ -194,6 +198,14 @@ func (f *flight) write(p []byte) bool {
 		// can be read without the lock; allocate outside it.
 		if n := len(f.buf) + len(p); n > cap(f.buf) {
 			if f.sizeHint >= int64(n) {
+				// Let the first bytes reach a client before the one
+				// large allocation, which near the memory limit can
+				// stall behind a GC.
+				f.mu.Lock()
+				for !f.firstTaken && len(f.readers) > 0 {
+					f.cond.Wait()
+				}
+				f.mu.Unlock()
 				grown = make([]byte, 0, f.sizeHint)
 			}
 			f.sizeHint = 0
