@@ -4,8 +4,6 @@ package e2e
 
 import (
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -20,7 +18,7 @@ func TestHTTPSRegistriesWithoutProxy(t *testing.T) {
 		python := requirePip(t)
 		pki := newOriginPKI(t)
 		index := newTLSOrigin(t, pki, func(string) http.Handler { return newSimpleIndex(t, pypiFixture) })
-		pipInstallHTTPS(t, python, index.URL("localhost")+"/simple/", "", pki.CAFile)
+		pipInstall(t, python, index.URL("localhost")+"/simple/", "", "PIP_CERT="+pki.CAFile)
 		for _, w := range pypiFixture {
 			if got := index.rec.count(wheelPath(w)); got != 1 {
 				t.Errorf("index served %s %d times, want 1", wheelPath(w), got)
@@ -32,7 +30,7 @@ func TestHTTPSRegistriesWithoutProxy(t *testing.T) {
 		npm := requireTool(t, "npm")
 		pki := newOriginPKI(t)
 		registry := newTLSOrigin(t, pki, func(base string) http.Handler { return newNPMRegistry(t, base, npmFixture) })
-		npmInstallHTTPS(t, npm, registry.URL("localhost")+"/", "", pki.CAFile)
+		npmInstall(t, npm, registry.URL("localhost")+"/", "", "NODE_EXTRA_CA_CERTS="+pki.CAFile)
 		for _, p := range npmFixture {
 			if got := registry.rec.count(p.tarballPath()); got != 1 {
 				t.Errorf("registry served %s %d times, want 1", p.tarballPath(), got)
@@ -57,7 +55,7 @@ func TestPipHTTPSInstallTwice(t *testing.T) {
 	proxy := startMITMProxy(t, ca, pki.CAFile)
 	indexURL := index.URL("localhost") + "/simple/"
 
-	pipInstallHTTPS(t, python, indexURL, proxy.URL(), ca.CertFile)
+	pipInstall(t, python, indexURL, proxy.URL(), "PIP_CERT="+ca.CertFile)
 	round1 := index.rec.snapshot()
 	for _, w := range pypiFixture {
 		if got := round1[wheelPath(w)]; got != 1 {
@@ -65,7 +63,7 @@ func TestPipHTTPSInstallTwice(t *testing.T) {
 		}
 	}
 
-	pipInstallHTTPS(t, python, indexURL, proxy.URL(), ca.CertFile)
+	pipInstall(t, python, indexURL, proxy.URL(), "PIP_CERT="+ca.CertFile)
 	for _, w := range pypiFixture {
 		if got := index.rec.count(wheelPath(w)) - round1[wheelPath(w)]; got != 0 {
 			t.Errorf("round 2: index served %s %d times, want 0 (a cache hit)", wheelPath(w), got)
@@ -90,7 +88,7 @@ func TestNpmHTTPSInstallTwice(t *testing.T) {
 	proxy := startMITMProxy(t, ca, pki.CAFile)
 	registryURL := registry.URL("localhost") + "/"
 
-	npmInstallHTTPS(t, npm, registryURL, proxy.URL(), ca.CertFile)
+	npmInstall(t, npm, registryURL, proxy.URL(), "NODE_EXTRA_CA_CERTS="+ca.CertFile)
 	round1 := registry.rec.snapshot()
 	for _, p := range npmFixture {
 		if got := round1[p.tarballPath()]; got != 1 {
@@ -98,7 +96,7 @@ func TestNpmHTTPSInstallTwice(t *testing.T) {
 		}
 	}
 
-	npmInstallHTTPS(t, npm, registryURL, proxy.URL(), ca.CertFile)
+	npmInstall(t, npm, registryURL, proxy.URL(), "NODE_EXTRA_CA_CERTS="+ca.CertFile)
 	for _, p := range npmFixture {
 		if got := registry.rec.count(p.tarballPath()) - round1[p.tarballPath()]; got != 0 {
 			t.Errorf("round 2: registry served %s %d times, want 0 (a cache hit)", p.tarballPath(), got)
@@ -132,7 +130,7 @@ func TestHTTPSThroughParent(t *testing.T) {
 		}
 	})
 
-	pipInstallHTTPS(t, python, indexURL, proxy.URL(), ca.CertFile)
+	pipInstall(t, python, indexURL, proxy.URL(), "PIP_CERT="+ca.CertFile)
 	if n := parent.relayCount(); n == 0 {
 		t.Errorf("round 1: parent relayed nothing, want CONNECTs to localhost:%s", index.Port)
 	}
@@ -155,7 +153,7 @@ func TestHTTPSThroughParent(t *testing.T) {
 		}
 	}
 
-	pipInstallHTTPS(t, python, indexURL, proxy.URL(), ca.CertFile)
+	pipInstall(t, python, indexURL, proxy.URL(), "PIP_CERT="+ca.CertFile)
 	for _, w := range pypiFixture {
 		if got := index.rec.count(wheelPath(w)) - round1[wheelPath(w)]; got != 0 {
 			t.Errorf("round 2: index served %s %d times, want 0 (a cache hit)", wheelPath(w), got)
@@ -178,69 +176,6 @@ func TestHTTPSThroughParent(t *testing.T) {
 	for _, got := range parent.proxyAuthSeen() {
 		if want := basicAuth("u", "p"); got != want {
 			t.Errorf("parent got Proxy-Authorization %q, want %q", got, want)
-		}
-	}
-}
-
-// pipInstallHTTPS installs stagealpha (and so its dependencies) from
-// indexURL into a fresh --target, through proxyURL unless it is empty,
-// with certFile as pip's only trusted CA (PIP_CERT replaces certifi's
-// bundle), and checks that every fixture package landed there.
-func pipInstallHTTPS(t *testing.T, python, indexURL, proxyURL, certFile string) {
-	t.Helper()
-	target := t.TempDir()
-	env := toolEnv(t, proxyURL,
-		"PIP_CERT="+certFile,
-		"PIP_CONFIG_FILE=/dev/null",
-		"PIP_DISABLE_PIP_VERSION_CHECK=1",
-		"PIP_NO_INPUT=1",
-		"PYTHONNOUSERSITE=1",
-	)
-	out := runTool(t, t.TempDir(), env, python, "-m", "pip", "install",
-		"--no-cache-dir", "--index-url", indexURL, "--target", target, "stagealpha")
-	for _, w := range pypiFixture {
-		if _, err := os.Stat(filepath.Join(target, w.Project, "__init__.py")); err != nil {
-			t.Errorf("pip install stagealpha: %v\npip output:\n%s", err, out)
-		}
-	}
-}
-
-// npmInstallHTTPS runs `npm install` in a fresh project that depends on
-// stagefoo, with a fresh --cache and empty npmrc files, through proxyURL
-// unless it is empty, with caFile added to Node's roots
-// (NODE_EXTRA_CA_CERTS), and checks that every fixture package landed in
-// node_modules.
-func npmInstallHTTPS(t *testing.T, npm, registryURL, proxyURL, caFile string) {
-	t.Helper()
-	project := t.TempDir()
-	pkgJSON := `{"name": "stageproxy-e2e-app", "version": "1.0.0", "private": true, "dependencies": {"stagefoo": "^1.0.0"}}` + "\n"
-	if err := os.WriteFile(filepath.Join(project, "package.json"), []byte(pkgJSON), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// npm refuses one file as both the user and the global config.
-	userrc := filepath.Join(t.TempDir(), "npmrc")
-	globalrc := filepath.Join(t.TempDir(), "npmrc")
-	for _, rc := range []string{userrc, globalrc} {
-		if err := os.WriteFile(rc, nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	extra := []string{
-		"NODE_EXTRA_CA_CERTS=" + caFile,
-		"npm_config_userconfig=" + userrc,
-		"npm_config_globalconfig=" + globalrc,
-		"npm_config_update_notifier=false",
-		"npm_config_noproxy=",
-	}
-	if proxyURL != "" {
-		extra = append(extra, "npm_config_proxy="+proxyURL, "npm_config_https_proxy="+proxyURL)
-	}
-	out := runTool(t, project, toolEnv(t, proxyURL, extra...), npm, "install",
-		"--registry", registryURL, "--cache", t.TempDir(),
-		"--no-audit", "--no-fund", "--loglevel", "http")
-	for _, p := range npmFixture {
-		if _, err := os.Stat(filepath.Join(project, "node_modules", p.Name, "index.js")); err != nil {
-			t.Errorf("npm install: %v\nnpm output:\n%s", err, out)
 		}
 	}
 }

@@ -47,7 +47,7 @@ func TestNpmInstallTwice(t *testing.T) {
 // npmInstall runs `npm install` in a fresh project that depends on
 // stagefoo, with a fresh --cache, through proxyURL unless it is empty, and
 // checks that every fixture package landed in node_modules.
-func npmInstall(t *testing.T, npm, registryURL, proxyURL string) {
+func npmInstall(t *testing.T, npm, registryURL, proxyURL string, extraEnv ...string) {
 	t.Helper()
 	project := t.TempDir()
 	pkgJSON := `{"name": "stageproxy-e2e-app", "version": "1.0.0", "private": true, "dependencies": {"stagefoo": "^1.0.0"}}` + "\n"
@@ -69,6 +69,7 @@ func npmInstall(t *testing.T, npm, registryURL, proxyURL string) {
 		"npm_config_update_notifier=false",
 		"npm_config_noproxy=",
 	}
+	extra = append(extra, extraEnv...)
 	if proxyURL != "" {
 		extra = append(extra, "npm_config_proxy="+proxyURL, "npm_config_https_proxy="+proxyURL)
 	}

@@ -68,15 +68,15 @@ func requirePip(t *testing.T) string {
 // pipInstall installs stagealpha (and so its dependencies) from indexURL into
 // a fresh --target directory, through proxyURL unless it is empty, and
 // checks that every fixture package landed there.
-func pipInstall(t *testing.T, python, indexURL, proxyURL string) {
+func pipInstall(t *testing.T, python, indexURL, proxyURL string, extraEnv ...string) {
 	t.Helper()
 	target := t.TempDir()
-	env := toolEnv(t, proxyURL,
+	env := toolEnv(t, proxyURL, append([]string{
 		"PIP_CONFIG_FILE=/dev/null",
 		"PIP_DISABLE_PIP_VERSION_CHECK=1",
 		"PIP_NO_INPUT=1",
 		"PYTHONNOUSERSITE=1",
-	)
+	}, extraEnv...)...)
 	out := runTool(t, t.TempDir(), env, python, "-m", "pip", "install",
 		"--no-cache-dir", "--index-url", indexURL, "--target", target, "stagealpha")
 	for _, w := range pypiFixture {
