@@ -3,65 +3,16 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"testing"
 
+	"github.com/stageproxy/stageproxy/internal/testparent"
 	"github.com/stageproxy/stageproxy/upstream"
 )
-
-// basicParent is an HTTP parent proxy that demands Basic credentials u:p
-// and counts what it relays.
-type basicParent struct {
-	*httptest.Server
-	relayed atomic.Int32
-}
-
-func newBasicParent(t *testing.T) *basicParent {
-	t.Helper()
-	p := &basicParent{}
-	tr := &http.Transport{Proxy: nil}
-	t.Cleanup(tr.CloseIdleConnections)
-	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Proxy-Authorization") != "Basic "+base64.StdEncoding.EncodeToString([]byte("u:p")) {
-			w.Header().Set("Proxy-Authenticate", `Basic realm="parent"`)
-			w.WriteHeader(http.StatusProxyAuthRequired)
-			return
-		}
-		p.relayed.Add(1)
-		out := r.Clone(r.Context())
-		out.RequestURI = ""
-		out.Header.Del("Proxy-Authorization")
-		resp, err := tr.RoundTrip(out)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(resp.StatusCode)
-		// Pass bytes on as they come, as a real parent does.
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := resp.Body.Read(buf)
-			w.Write(buf[:n])
-			w.(http.Flusher).Flush()
-			if err != nil {
-				return
-			}
-		}
-	}))
-	t.Cleanup(p.Close)
-	return p
-}
 
 // staticUpstream sends plain HTTP to one parent and dials directly.
 type staticUpstream struct{ parent *url.URL }
@@ -83,7 +34,7 @@ func TestSetUpstreamLive(t *testing.T) {
 		w.Header().Set("Cache-Control", "max-age=600")
 		io.WriteString(w, "from "+r.URL.Path)
 	})
-	parent := newBasicParent(t)
+	parent := testparent.NewHTTP(t, "u", "p")
 	p := newTestProxy(t, Options{})
 	p.get(t, o.URL+"/before") // cached while direct
 
@@ -93,7 +44,7 @@ func TestSetUpstreamLive(t *testing.T) {
 	if _, body := p.get(t, o.URL+"/after", "Proxy-Authorization", "Basic Y2xpZW50OnNlY3JldA=="); body != "from /after" {
 		t.Fatalf("through the parent: %q", body)
 	}
-	if n := parent.relayed.Load(); n != 1 {
+	if n := parent.Relayed.Load(); n != 1 {
 		t.Errorf("parent relayed %d requests, want 1", n)
 	}
 	if resp, _ := p.get(t, o.URL+"/before"); resp.Header.Get("Cache-Status") != statusHit {
@@ -124,7 +75,7 @@ func TestSetUpstreamLive(t *testing.T) {
 	if _, body := p.get(t, o.URL+"/direct"); body != "from /direct" {
 		t.Errorf("direct again: %q", body)
 	}
-	if n := parent.relayed.Load(); n != 1 {
+	if n := parent.Relayed.Load(); n != 1 {
 		t.Errorf("parent relayed %d requests after the switches, want still 1", n)
 	}
 }
@@ -176,7 +127,7 @@ func TestSwitchKeepsTransfersInFlight(t *testing.T) {
 		<-release
 		io.WriteString(w, "5678")
 	})
-	parent := newBasicParent(t)
+	parent := testparent.NewHTTP(t, "u", "p")
 	p := newTestProxy(t, Options{})
 	pu, _ := url.Parse(parent.URL)
 	pu.User = url.UserPassword("u", "p")
@@ -197,7 +148,7 @@ func TestSwitchKeepsTransfersInFlight(t *testing.T) {
 	if err != nil || string(first)+string(rest) != "12345678" {
 		t.Errorf("transfer across the switch: %q%q, %v", first, rest, err)
 	}
-	if n := parent.relayed.Load(); n != 1 {
+	if n := parent.Relayed.Load(); n != 1 {
 		t.Errorf("parent relayed %d, want 1", n)
 	}
 }

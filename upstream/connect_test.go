@@ -7,107 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
+
+	"github.com/stageproxy/stageproxy/internal/testparent"
 )
-
-// httpParent is an HTTP parent proxy for the tests: it demands
-// Proxy-Authorization: Basic u:p, forwards absolute-form requests and
-// tunnels CONNECTs, counting both.
-type httpParent struct {
-	srv      *httptest.Server
-	addr     string
-	gets     atomic.Int32
-	connects atomic.Int32
-
-	mu        sync.Mutex
-	authSeen  []string // protects: the Proxy-Authorization values received
-	connectTo []string
-}
-
-func startHTTPParent(t *testing.T) *httpParent {
-	t.Helper()
-	p := &httpParent{}
-	fwd := &http.Transport{Proxy: nil}
-	t.Cleanup(fwd.CloseIdleConnections)
-	want := "Basic " + base64.StdEncoding.EncodeToString([]byte("u:p"))
-	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		auth := r.Header.Get("Proxy-Authorization")
-		p.mu.Lock()
-		p.authSeen = append(p.authSeen, auth)
-		p.mu.Unlock()
-		if auth != want {
-			w.Header().Set("Proxy-Authenticate", `Basic realm="parent"`)
-			http.Error(w, "credentials", http.StatusProxyAuthRequired)
-			return
-		}
-		if r.Method == http.MethodConnect {
-			p.connects.Add(1)
-			p.mu.Lock()
-			p.connectTo = append(p.connectTo, r.Host)
-			p.mu.Unlock()
-			target, err := net.Dial("tcp", r.Host)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadGateway)
-				return
-			}
-			client, _, err := http.NewResponseController(w).Hijack()
-			if err != nil {
-				target.Close()
-				return
-			}
-			io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n")
-			pipe(client, target)
-			return
-		}
-		if !r.URL.IsAbs() {
-			http.Error(w, "not a proxy request", http.StatusBadRequest)
-			return
-		}
-		p.gets.Add(1)
-		out := r.Clone(r.Context())
-		out.RequestURI = ""
-		out.Header.Del("Proxy-Authorization")
-		resp, err := fwd.RoundTrip(out)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(resp.StatusCode)
-		io.Copy(w, resp.Body)
-	}))
-	t.Cleanup(p.srv.Close)
-	p.addr = p.srv.Listener.Addr().String()
-	return p
-}
-
-func (p *httpParent) seen() (auth, connectTo []string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.authSeen...), append([]string(nil), p.connectTo...)
-}
-
-// pipe copies both ways until one side ends, then closes both.
-func pipe(a, b net.Conn) {
-	done := make(chan struct{}, 2)
-	cp := func(dst, src net.Conn) {
-		io.Copy(dst, src)
-		done <- struct{}{}
-	}
-	go cp(a, b)
-	go cp(b, a)
-	<-done
-	a.Close()
-	b.Close()
-	<-done
-}
 
 // scriptedParent answers every connection with reply, once it has read a
 // request head, and then echoes.
@@ -183,10 +87,10 @@ func TestConnectReplies(t *testing.T) {
 // credentials built for that dial, and that two dialers with different
 // credentials do not share them (golang/go#36431).
 func TestConnectCredentialsPerDial(t *testing.T) {
-	parent := startHTTPParent(t)
+	parent := testparent.NewHTTP(t, "u", "p")
 	echo := startEcho(t)
-	good := newTestDialer(t, Config{HTTP: &Parent{Kind: HTTP, Addr: parent.addr, User: "u", Password: "p"}})
-	bad := newTestDialer(t, Config{HTTP: &Parent{Kind: HTTP, Addr: parent.addr, User: "u", Password: "wrong"}})
+	good := newTestDialer(t, Config{HTTP: &Parent{Kind: HTTP, Addr: parent.Addr, User: "u", Password: "p"}})
+	bad := newTestDialer(t, Config{HTTP: &Parent{Kind: HTTP, Addr: parent.Addr, User: "u", Password: "wrong"}})
 	ctx := testContext(t)
 	c, err := good.DialTunnel(ctx, "tcp", echo)
 	if err != nil {
@@ -201,7 +105,7 @@ func TestConnectCredentialsPerDial(t *testing.T) {
 		t.Fatalf("DialTunnel(good) after bad = %v", err)
 	}
 	c.Close()
-	auth, _ := parent.seen()
+	auth, _ := parent.Seen()
 	want := []string{basic("u", "p"), basic("u", "wrong"), basic("u", "p")}
 	if strings.Join(auth, ",") != strings.Join(want, ",") {
 		t.Fatalf("parent saw Proxy-Authorization %q, want %q", auth, want)

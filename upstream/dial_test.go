@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stageproxy/stageproxy/internal/testparent"
 )
 
 func listen(t *testing.T) net.Listener {
@@ -157,13 +159,13 @@ func silentParent(t *testing.T) (addr string, accepted <-chan struct{}) {
 
 // parents runs one of each test parent, for tables over parent kinds.
 type parents struct {
-	http   *httpParent
+	http   *testparent.HTTP
 	socks5 *socks5Parent
 	socks4 *socks4Parent
 }
 
 func startParents(t *testing.T) *parents {
-	return &parents{http: startHTTPParent(t), socks5: startSOCKS5Parent(t, nil), socks4: startSOCKS4Parent(t, "u")}
+	return &parents{http: testparent.NewHTTP(t, "u", "p"), socks5: startSOCKS5Parent(t, nil), socks4: startSOCKS4Parent(t, "u")}
 }
 
 // counts is what the parents saw: HTTP GETs and CONNECTs, SOCKS5 and SOCKS4
@@ -171,12 +173,12 @@ func startParents(t *testing.T) *parents {
 type counts struct{ gets, connects, socks5, socks4 int }
 
 func (p *parents) counts() counts {
-	return counts{int(p.http.gets.Load()), int(p.http.connects.Load()), len(p.socks5.seen()), len(p.socks4.seen())}
+	return counts{int(p.http.Relayed.Load()), int(p.http.Connects.Load()), len(p.socks5.seen()), len(p.socks4.seen())}
 }
 
 // Parent configurations over the test parents, with good credentials.
 func httpConfig(p *parents) *Parent {
-	return &Parent{Kind: HTTP, Addr: p.http.addr, User: "u", Password: "p"}
+	return &Parent{Kind: HTTP, Addr: p.http.Addr, User: "u", Password: "p"}
 }
 func socks5Config(p *parents) *Parent {
 	return &Parent{Kind: SOCKS5, Addr: p.socks5.addr, User: "u", Password: "p"}
@@ -226,7 +228,7 @@ func TestThroughParents(t *testing.T) {
 				t.Error("origin saw a Proxy-Authorization header")
 			}
 			if tt.http(p) != nil {
-				auth, _ := p.http.seen()
+				auth, _ := p.http.Seen()
 				for _, a := range auth {
 					if a != basic("u", "p") {
 						t.Errorf("HTTP parent saw Proxy-Authorization %q, want %q", a, basic("u", "p"))
@@ -236,8 +238,8 @@ func TestThroughParents(t *testing.T) {
 					// Polipo's layering: every connection to the HTTP
 					// parent went through the SOCKS parent.
 					for _, a := range p.socks5.seen() {
-						if a != p.http.addr {
-							t.Errorf("SOCKS parent connected to %s, want only the HTTP parent %s", a, p.http.addr)
+						if a != p.http.Addr {
+							t.Errorf("SOCKS parent connected to %s, want only the HTTP parent %s", a, p.http.Addr)
 						}
 					}
 				}
@@ -307,9 +309,9 @@ func TestWrongCredentials(t *testing.T) {
 		want   string // PARENT: the parent's address; ECHO: the target
 		op     string
 	}{
-		{name: "http", parent: func(p *parents) *Parent { return &Parent{Kind: HTTP, Addr: p.http.addr, User: "u", Password: password} },
+		{name: "http", parent: func(p *parents) *Parent { return &Parent{Kind: HTTP, Addr: p.http.Addr, User: "u", Password: password} },
 			want: "parent proxy PARENT rejected the credentials (407)", op: "auth"},
-		{name: "http without credentials", parent: func(p *parents) *Parent { return &Parent{Kind: HTTP, Addr: p.http.addr} },
+		{name: "http without credentials", parent: func(p *parents) *Parent { return &Parent{Kind: HTTP, Addr: p.http.Addr} },
 			want: "parent proxy PARENT requires credentials (407)", op: "auth-required"},
 		{name: "socks5", socks: true, parent: func(p *parents) *Parent {
 			return &Parent{Kind: SOCKS5, Addr: p.socks5.addr, User: "u", Password: password}
@@ -574,12 +576,12 @@ func TestString(t *testing.T) {
 func TestHTTPParentAddrAlwaysViaSOCKS(t *testing.T) {
 	p := startParents(t)
 	d := newTestDialer(t, Config{HTTP: httpConfig(p), SOCKS: socks5Config(p), NoProxy: []string{"127.0.0.1"}})
-	c, err := d.DialContext(testContext(t), "tcp", p.http.addr)
+	c, err := d.DialContext(testContext(t), "tcp", p.http.Addr)
 	if err != nil {
 		t.Fatalf("DialContext(HTTP parent) = %v", err)
 	}
 	c.Close()
-	if got := p.socks5.seen(); len(got) != 1 || got[0] != p.http.addr {
-		t.Fatalf("SOCKS parent dialed %q, want [%s]", got, p.http.addr)
+	if got := p.socks5.seen(); len(got) != 1 || got[0] != p.http.Addr {
+		t.Fatalf("SOCKS parent dialed %q, want [%s]", got, p.http.Addr)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/stageproxy/stageproxy/internal/testparent"
 )
 
 // socks4Request is what the test SOCKS4a parent received.
@@ -75,7 +77,7 @@ func (p *socks4Parent) serve(c net.Conn, userID string) {
 		return
 	}
 	c.Write([]byte{0, 90, 0, 0, 0, 0, 0, 0})
-	pipe(c, target)
+	testparent.Pipe(c, target)
 }
 
 func (p *socks4Parent) seen() []socks4Request {

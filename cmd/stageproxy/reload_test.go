@@ -1,16 +1,16 @@
 package main
 
 import (
-	"encoding/base64"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stageproxy/stageproxy/internal/testparent"
 )
 
 // waitLog waits for a log line containing want, bounded by 10 s.
@@ -38,31 +38,8 @@ func TestUpstreamAppliedLive(t *testing.T) {
 		io.WriteString(w, "origin "+r.URL.Path)
 	}))
 	t.Cleanup(origin.Close)
-	var relayed atomic.Int32
-	fwd := &http.Transport{}
-	t.Cleanup(fwd.CloseIdleConnections)
-	parent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Proxy-Authorization") != "Basic "+base64.StdEncoding.EncodeToString([]byte("u:p")) {
-			w.WriteHeader(http.StatusProxyAuthRequired)
-			return
-		}
-		relayed.Add(1)
-		out := r.Clone(r.Context())
-		out.RequestURI = ""
-		resp, err := fwd.RoundTrip(out)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(resp.StatusCode)
-		io.Copy(w, resp.Body)
-	}))
-	t.Cleanup(parent.Close)
-	parentAddr := strings.TrimPrefix(parent.URL, "http://")
+	parent := testparent.NewHTTP(t, "u", "p")
+	parentAddr := parent.Addr
 
 	conf := writeFile(t, "stageproxy.conf", "# hand-written\ncacheSize = 10MB\n")
 	addr, _, log, _ := startServe(t, conf, nil)
@@ -95,8 +72,8 @@ func TestUpstreamAppliedLive(t *testing.T) {
 	if strings.Contains(line, "u:p") || strings.Contains(line, ":p@") {
 		t.Errorf("log line shows the credentials: %q", line)
 	}
-	if body, _ := get("/through-parent"); body != "origin /through-parent" || relayed.Load() != 1 {
-		t.Errorf("after set: body %q, parent relayed %d, want 1", body, relayed.Load())
+	if body, _ := get("/through-parent"); body != "origin /through-parent" || parent.Relayed.Load() != 1 {
+		t.Errorf("after set: body %q, parent relayed %d, want 1", body, parent.Relayed.Load())
 	}
 	if _, status := get("/cached-before"); status != "stageproxy; hit" {
 		t.Errorf("object cached before the change: %q, want a hit", status)
@@ -104,14 +81,14 @@ func TestUpstreamAppliedLive(t *testing.T) {
 
 	write("parentProxy = \n  this line is broken\n")
 	waitLog(t, log, "config file not applied")
-	if body, _ := get("/still-parent"); body != "origin /still-parent" || relayed.Load() != 2 {
-		t.Errorf("after a broken file: %q, parent relayed %d, want 2 (last good configuration kept)", body, relayed.Load())
+	if body, _ := get("/still-parent"); body != "origin /still-parent" || parent.Relayed.Load() != 2 {
+		t.Errorf("after a broken file: %q, parent relayed %d, want 2 (last good configuration kept)", body, parent.Relayed.Load())
 	}
 
 	write("# hand-written\ncacheSize = 10MB\n")
 	waitLog(t, log, "to=direct")
 	get("/direct")
-	if n := relayed.Load(); n != 2 {
+	if n := parent.Relayed.Load(); n != 2 {
 		t.Errorf("after delete: parent relayed %d, want still 2", n)
 	}
 }
