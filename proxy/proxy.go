@@ -115,6 +115,8 @@ type Handler struct {
 	self               selfAddrs
 	started            time.Time
 
+	tunnels tunnelSet
+
 	mu      sync.Mutex
 	flights map[string]*flight // protects: mu; fills under way by primary key
 }
@@ -189,7 +191,7 @@ func New(opts Options) (*Handler, error) {
 			return nil, err
 		}
 		infoFrom(req.Context()).status = http.StatusOK
-		return &idleConn{Conn: c, idle: tunnelIdle}, nil
+		return h.tunnels.open(c), nil
 	}
 	gp.ConnectionErrHandler = h.connectError
 	gp.Verbose = false
@@ -344,40 +346,4 @@ type debugLogger struct{ l *slog.Logger }
 
 func (d debugLogger) Printf(format string, v ...any) {
 	d.l.Debug("goproxy", "msg", fmt.Sprintf(format, v...))
-}
-
-// idleConn closes a tunnel that carried nothing for idle: every read or
-// write pushes the deadline back.
-type idleConn struct {
-	net.Conn
-	idle time.Duration
-	last atomic.Int64 // unix nanoseconds of the last deadline refresh
-}
-
-func (c *idleConn) extend() {
-	// Setting a deadline is cheap but not free; refresh it at most once a
-	// second. Reads and writes run on two goroutines, hence the atomic.
-	now := time.Now()
-	if last := c.last.Load(); now.UnixNano()-last > int64(time.Second) && c.last.CompareAndSwap(last, now.UnixNano()) {
-		c.Conn.SetDeadline(now.Add(c.idle))
-	}
-}
-
-func (c *idleConn) Read(p []byte) (int, error)  { c.extend(); return c.Conn.Read(p) }
-func (c *idleConn) Write(p []byte) (int, error) { c.extend(); return c.Conn.Write(p) }
-
-// CloseWrite and CloseRead keep the half-close that goproxy's tunnel copy
-// uses when both ends are TCP connections.
-func (c *idleConn) CloseWrite() error {
-	if hc, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return hc.CloseWrite()
-	}
-	return c.Conn.Close()
-}
-
-func (c *idleConn) CloseRead() error {
-	if hc, ok := c.Conn.(interface{ CloseRead() error }); ok {
-		return hc.CloseRead()
-	}
-	return nil
 }

@@ -325,6 +325,11 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 		srv.Close()
 	}
 	<-served // http.ErrServerClosed, at once after Shutdown began
+	// CONNECT tunnels were hijacked from the server: wait for them too,
+	// within the same bound.
+	if err := h.Shutdown(sctx); err != nil {
+		logger.Warn("tunnels still open after the shutdown timeout; closing them", "err", err)
+	}
 	h.Close()
 	c.Close()
 	logger.Info("stopped")
