@@ -28,6 +28,9 @@ type Upstream interface {
 type route struct {
 	tr     *http.Transport
 	tunnel func(ctx context.Context, network, addr string) (net.Conn, error)
+	// tlsConf is the TLS client configuration for origins, cloned for
+	// each connection.
+	tlsConf *tls.Config
 	// parent names the parent proxies for messages ("" when direct); it
 	// never holds a credential.
 	parent string
@@ -35,15 +38,29 @@ type route struct {
 
 // newRoute builds the route for u (nil: direct, through dial).
 func newRoute(u Upstream, parent string, dial func(ctx context.Context, network, addr string) (net.Conn, error), roots *x509.CertPool) *route {
+	rt := &route{
+		tunnel: dial,
+		// Origins verified. ALPN offers HTTP/1.1 alone: the Transport
+		// speaks nothing else on connections it did not make itself.
+		tlsConf: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots, NextProtos: []string{"http/1.1"}},
+	}
+	originDial := dial
+	if u != nil {
+		originDial = u.DialContext
+		rt.tunnel = u.DialTunnel
+		rt.parent = parent
+	}
 	// Our own transport: never a proxy from the environment (HTTP_PROXY
-	// pointing at ourselves would loop), origins verified, no transparent
-	// gzip (bytes pass through as the origin sent them), and a limit on
-	// every step.
-	tr := &http.Transport{
+	// pointing at ourselves would loop), no transparent gzip (bytes pass
+	// through as the origin sent them), and a limit on every step. HTTPS
+	// connections are made by dialTLS rather than by the Transport, so
+	// that the proxy owns the connection above TLS, as it owns the one
+	// below (the Transport then ignores TLSClientConfig and
+	// TLSHandshakeTimeout: dialTLS applies both).
+	rt.tr = &http.Transport{
 		Proxy:                 nil,
-		DialContext:           dial,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots},
-		TLSHandshakeTimeout:   tlsHandshakeTimeout,
+		DialContext:           originDial,
+		DialTLSContext:        rt.dialTLS,
 		ResponseHeaderTimeout: responseHeaderTimeout,
 		ExpectContinueTimeout: time.Second,
 		IdleConnTimeout:       idleConnTimeout,
@@ -52,14 +69,44 @@ func newRoute(u Upstream, parent string, dial func(ctx context.Context, network,
 		DisableCompression:    true,
 		ForceAttemptHTTP2:     false,
 	}
-	rt := &route{tr: tr, tunnel: dial}
 	if u != nil {
-		tr.Proxy = u.ProxyURL
-		tr.DialContext = u.DialContext
-		rt.tunnel = u.DialTunnel
-		rt.parent = parent
+		rt.tr.Proxy = func(req *http.Request) (*url.URL, error) {
+			if req.URL.Scheme == "https" {
+				// dialTLS reaches the origin through the parent
+				// itself (CONNECT or SOCKS); were a proxy named here,
+				// the Transport would CONNECT and do TLS on its own.
+				return nil, nil
+			}
+			return u.ProxyURL(req)
+		}
 	}
 	return rt
+}
+
+// dialTLS is the Transport's DialTLSContext: a byte stream to addr opened
+// as CONNECT tunnels are (directly or through the parent), and TLS to the
+// origin over it. Errors are the tunnel dialer's and crypto/tls's own, so
+// that errorReason names a failing parent (as for tunnels), an origin that
+// timed out, or a certificate that could not be verified.
+func (rt *route) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := rt.tunnel(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	conf := rt.tlsConf.Clone()
+	conf.ServerName = host
+	tc := tls.Client(raw, conf)
+	hctx, cancel := context.WithTimeout(ctx, tlsHandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return tc, nil
 }
 
 // SetUpstream sends new requests and tunnels through u (nil: direct);

@@ -3,9 +3,11 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -150,5 +152,83 @@ func TestSwitchKeepsTransfersInFlight(t *testing.T) {
 	}
 	if n := parent.Relayed.Load(); n != 1 {
 		t.Errorf("parent relayed %d, want 1", n)
+	}
+}
+
+// fetch GETs target with client and returns the response with its body
+// read.
+func fetch(t *testing.T, client *http.Client, target string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", target, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: reading body: %v", target, err)
+	}
+	return resp, string(b)
+}
+
+// TestInterceptionThroughParent: an intercepted HTTPS origin is reached
+// through the HTTP parent's CONNECT (the proxy opens the tunnel and does TLS
+// itself), and the parent's failures reach the client named as they are for
+// plain HTTP.
+func TestInterceptionThroughParent(t *testing.T) {
+	origin := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, "through the parent")
+	}))
+	t.Cleanup(origin.Close)
+	originRoots := x509.NewCertPool()
+	originRoots.AddCert(origin.Certificate())
+	ca := newTestCA(t)
+	parent := testparent.NewHTTP(t, "u", "p")
+	p := newTestProxy(t, Options{UpstreamRoots: originRoots,
+		Intercept: &Intercept{Match: func(h string) bool { return h == "127.0.0.1" }, Leaf: ca.leaf}})
+	use := func(password string) {
+		t.Helper()
+		d, err := upstream.NewDialer(upstream.Config{HTTP: &upstream.Parent{Kind: upstream.HTTP, Addr: parent.Addr, User: "u", Password: password}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.h.SetUpstream(d, d.String())
+	}
+
+	use("p")
+	client := p.httpsClient(t, ca.pool) // one connection: the second GET is served after the first is stored
+	for i, want := range []string{"stageproxy; fwd=uri-miss; fwd-status=200; stored", statusHit} {
+		resp, body := fetch(t, client, origin.URL+"/pkg")
+		if body != "through the parent" || resp.Header.Get("Cache-Status") != want {
+			t.Errorf("fetch %d: %q, Cache-Status %q, want %q", i+1, body, resp.Header.Get("Cache-Status"), want)
+		}
+	}
+	if _, connectTo := parent.Seen(); len(connectTo) != 1 || connectTo[0] != strings.TrimPrefix(origin.URL, "https://") {
+		t.Errorf("parent opened tunnels to %q, want one to the origin", connectTo)
+	}
+
+	use("wrong")
+	resp, body := fetch(t, p.httpsClient(t, ca.pool), origin.URL+"/other")
+	want := "parent proxy " + parent.Addr + " rejected the credentials (407)"
+	if resp.StatusCode != http.StatusBadGateway || strings.TrimSpace(body) != want {
+		t.Errorf("wrong credentials: %d %q, want 502 %q", resp.StatusCode, body, want)
+	}
+
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	d, err := upstream.NewDialer(upstream.Config{HTTP: &upstream.Parent{Kind: upstream.HTTP, Addr: deadAddr}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.h.SetUpstream(d, d.String())
+	resp, body = fetch(t, p.httpsClient(t, ca.pool), origin.URL+"/dead")
+	if resp.StatusCode != http.StatusBadGateway || !strings.HasPrefix(body, "parent proxy "+deadAddr+" unreachable") {
+		t.Errorf("dead parent: %d %q, want 502 naming it unreachable", resp.StatusCode, body)
 	}
 }
