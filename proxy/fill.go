@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stageproxy/stageproxy/cache"
@@ -18,6 +19,8 @@ import (
 func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd string, registered bool) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(req.Context()))
 	idle := time.AfterFunc(h.idleTimeout, cancel)
+	var wire atomic.Pointer[wireExchange]
+	ctx = traceExchange(ctx, &wire)
 	out := req.Clone(ctx)
 	out.RequestURI = ""
 	for _, k := range conditionalHeaders {
@@ -51,12 +54,12 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 	fwdStatus := cacheStatusName + "; fwd=" + fwd + "; fwd-status=" + strconv.Itoa(resp.StatusCode)
 
 	if stale != nil && resp.StatusCode == http.StatusNotModified {
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		n, _ := io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 		resp.Body.Close()
 		idle.Stop()
 		cancel()
 		merged := cache.Merge304(stale, resp.Header, reqTime, respTime)
-		h.store(f.key, req.Header, merged)
+		h.storeChecked(req, resp, wire.Load(), n, f.key, merged)
 		f.entry = merged
 		f.cacheStatus = fwdStatus
 		h.land(f, registered)
@@ -103,7 +106,7 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 	delete(storedHeader, "Content-Length")
 	close(f.head)
 
-	err = h.copyBody(f, resp, idle)
+	n, err := h.copyBody(f, resp, idle)
 	idle.Stop()
 	cancel()
 	resp.Body.Close()
@@ -115,7 +118,7 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 			RequestTime:  reqTime,
 			ResponseTime: respTime,
 		}
-		if h.store(f.key, req.Header, e) {
+		if h.storeChecked(req, resp, wire.Load(), n, f.key, e) {
 			h.metrics.stored.Inc()
 		}
 	}
@@ -129,13 +132,49 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 	}
 }
 
+// msgTooLong is the warning for an origin that sent more than its
+// Content-Length.
+const msgTooLong = "origin sent more than its Content-Length; not stored"
+
+// storeChecked stores e, resp's entry (whose body was bodyLen bytes), under
+// key unless the origin sent more bytes than resp announced: its
+// Content-Length was then wrong, and the body cut to it is not the object.
+// Bytes that arrive after the store, before the connection carries another
+// request, remove the entry again. Only a response framed by
+// Content-Length is checked; a chunked one has its own end.
+func (h *Handler) storeChecked(req *http.Request, resp *http.Response, wire *wireExchange, bodyLen int64, key string, e *cache.Entry) bool {
+	if wire == nil || resp.ContentLength < 0 {
+		return h.store(key, req.Header, e)
+	}
+	if wire.excess(bodyLen) {
+		h.log.Warn(msgTooLong, "url", req.URL.Redacted(), "length", resp.ContentLength)
+		return false
+	}
+	stored := h.store(key, req.Header, e)
+	wire.watch(bodyLen, func() {
+		h.unstore(key, req.Header)
+		h.log.Warn(msgTooLong, "url", req.URL.Redacted(), "length", resp.ContentLength)
+	})
+	return stored
+}
+
+// unstore removes what store put under key for a request with reqHeader:
+// the entry, or its variant when the response varies.
+func (h *Handler) unstore(key string, reqHeader http.Header) {
+	if marker, ok := h.cache.Get(key); ok && marker.IsVaryMarker() {
+		h.cache.Delete(variantKey(key, marker, reqHeader))
+		return
+	}
+	h.cache.Delete(key)
+}
+
 // bufPool holds the buffers fills read upstream bodies into.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
-// copyBody reads resp's body into f. It returns nil only for a complete
-// body: as long as Content-Length said, or to a clean end when it said
-// nothing.
-func (h *Handler) copyBody(f *flight, resp *http.Response, idle *time.Timer) error {
+// copyBody reads resp's body into f and returns its length. The error is nil
+// only for a complete body: as long as Content-Length said, or to a clean
+// end when it said nothing.
+func (h *Handler) copyBody(f *flight, resp *http.Response, idle *time.Timer) (int64, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
@@ -146,23 +185,23 @@ func (h *Handler) copyBody(f *flight, resp *http.Response, idle *time.Timer) err
 		if n > 0 {
 			total += int64(n)
 			if resp.ContentLength >= 0 && total > resp.ContentLength {
-				return errors.New("body longer than its Content-Length")
+				return total, errors.New("body longer than its Content-Length")
 			}
 			if total > h.maxObject {
 				f.stopStoring()
 			}
 			if !f.write(buf[:n]) {
-				return errNoReaders
+				return total, errNoReaders
 			}
 		}
 		if err == io.EOF {
 			if resp.ContentLength >= 0 && total != resp.ContentLength {
-				return io.ErrUnexpectedEOF
+				return total, io.ErrUnexpectedEOF
 			}
-			return nil
+			return total, nil
 		}
 		if err != nil {
-			return err
+			return total, err
 		}
 	}
 }

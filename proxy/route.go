@@ -41,7 +41,8 @@ func newRoute(u Upstream, parent string, dial func(ctx context.Context, network,
 	rt := &route{
 		tunnel: dial,
 		// Origins verified. ALPN offers HTTP/1.1 alone: the Transport
-		// speaks nothing else on connections it did not make itself.
+		// speaks nothing else on connections it did not make itself,
+		// and wireConn's byte counts need one exchange at a time.
 		tlsConf: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots, NextProtos: []string{"http/1.1"}},
 	}
 	originDial := dial
@@ -52,14 +53,15 @@ func newRoute(u Upstream, parent string, dial func(ctx context.Context, network,
 	}
 	// Our own transport: never a proxy from the environment (HTTP_PROXY
 	// pointing at ourselves would loop), no transparent gzip (bytes pass
-	// through as the origin sent them), and a limit on every step. HTTPS
-	// connections are made by dialTLS rather than by the Transport, so
-	// that the proxy owns the connection above TLS, as it owns the one
-	// below (the Transport then ignores TLSClientConfig and
+	// through as the origin sent them), and a limit on every step. Every
+	// connection is a wireConn, so that a fill can tell a body longer than
+	// its Content-Length; HTTPS ones are made by dialTLS rather than by
+	// the Transport, so that the wireConn sits above TLS and counts
+	// plaintext (the Transport then ignores TLSClientConfig and
 	// TLSHandshakeTimeout: dialTLS applies both).
 	rt.tr = &http.Transport{
 		Proxy:                 nil,
-		DialContext:           originDial,
+		DialContext:           wireDial(originDial),
 		DialTLSContext:        rt.dialTLS,
 		ResponseHeaderTimeout: responseHeaderTimeout,
 		ExpectContinueTimeout: time.Second,
@@ -74,7 +76,8 @@ func newRoute(u Upstream, parent string, dial func(ctx context.Context, network,
 			if req.URL.Scheme == "https" {
 				// dialTLS reaches the origin through the parent
 				// itself (CONNECT or SOCKS); were a proxy named here,
-				// the Transport would CONNECT and do TLS on its own.
+				// the Transport would CONNECT on its own and do TLS
+				// below our wireConn.
 				return nil, nil
 			}
 			return u.ProxyURL(req)
@@ -84,10 +87,11 @@ func newRoute(u Upstream, parent string, dial func(ctx context.Context, network,
 }
 
 // dialTLS is the Transport's DialTLSContext: a byte stream to addr opened
-// as CONNECT tunnels are (directly or through the parent), and TLS to the
-// origin over it. Errors are the tunnel dialer's and crypto/tls's own, so
-// that errorReason names a failing parent (as for tunnels), an origin that
-// timed out, or a certificate that could not be verified.
+// as CONNECT tunnels are (directly or through the parent), TLS to the origin
+// over it, and a wireConn above that. Errors are the tunnel dialer's and
+// crypto/tls's own, so that errorReason names a failing parent (as for
+// tunnels), an origin that timed out, or a certificate that could not be
+// verified.
 func (rt *route) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -106,7 +110,7 @@ func (rt *route) dialTLS(ctx context.Context, network, addr string) (net.Conn, e
 		raw.Close()
 		return nil, err
 	}
-	return tc, nil
+	return newWireConn(tc), nil
 }
 
 // SetUpstream sends new requests and tunnels through u (nil: direct);
