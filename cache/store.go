@@ -29,6 +29,8 @@ type Stats struct {
 	Objects int64
 	// Bytes is the sum of the costs of the stored entries.
 	Bytes int64
+	// Reserved is the sum of the reservations of fills under way.
+	Reserved int64
 	// Evictions counts entries dropped to make room (see Config.OnEvict).
 	Evictions uint64
 }
@@ -73,6 +75,7 @@ type Cache struct {
 	ll        *list.List               // of *lruItem, most recently used at the front
 	items     map[string]*list.Element // key → element of ll
 	used      int64                    // sum of lruItem.cost over ll
+	reserved  int64                    // bytes set aside by Reserve for entries being filled
 	evictions uint64
 
 	// Invariant, between writer steps: every key in items is stored in rc
@@ -215,20 +218,11 @@ func (c *Cache) set(key string, e *Entry, cost int64, victims *[]lruItem) bool {
 	// Make room in the index first: the replaced entry's old cost is freed
 	// by the replacement itself, so it is never a victim.
 	c.mu.Lock()
-	need := c.used + cost
+	need := c.used + c.reserved + cost
 	if el, ok := c.items[key]; ok {
 		need -= el.Value.(*lruItem).cost
 	}
-	for el := c.ll.Back(); need > c.maxBytes && el != nil; {
-		prev := el.Prev()
-		if it := el.Value.(*lruItem); it.key != key {
-			*victims = append(*victims, *it)
-			need -= it.cost
-			c.removeLocked(el)
-			c.evictions++
-		}
-		el = prev
-	}
+	c.evictLocked(need, key, victims)
 	c.mu.Unlock()
 
 	// Then in ristretto. Del and Set share one FIFO buffer, so when the
@@ -270,6 +264,61 @@ func (c *Cache) set(key string, e *Entry, cost int64, victims *[]lruItem) bool {
 	return stored
 }
 
+// evictLocked drops least recently used entries other than keep until need
+// bytes (need counts what is stored) fit in MaxBytes, appending them to
+// victims. The caller holds setMu and mu.
+func (c *Cache) evictLocked(need int64, keep string, victims *[]lruItem) {
+	for el := c.ll.Back(); need > c.maxBytes && el != nil; {
+		prev := el.Prev()
+		if it := el.Value.(*lruItem); it.key != keep {
+			*victims = append(*victims, *it)
+			need -= it.cost
+			c.removeLocked(el)
+			c.evictions++
+		}
+		el = prev
+	}
+}
+
+// Reserve sets aside n bytes for an entry still being filled, evicting least
+// recently used entries as Set would. Bytes in flight then count against
+// MaxBytes like stored ones, so the memory held by the cache and its fills
+// stays near MaxBytes instead of MaxBytes plus every fill under way (the
+// memory limit is set from MaxBytes). An entry reserved for but never stored
+// (the fill failed) has cost the entries evicted for it, as it would have
+// had it been stored. Call release exactly once, before the Set of the
+// finished entry or when giving up.
+func (c *Cache) Reserve(n int64) (release func()) {
+	if n <= 0 {
+		return func() {}
+	}
+	var victims []lruItem
+	c.setMu.Lock()
+	c.mu.Lock()
+	c.reserved += n
+	c.evictLocked(c.used+c.reserved, "", &victims)
+	c.mu.Unlock()
+	if !c.closed {
+		for _, v := range victims {
+			c.rc.Del(v.key)
+		}
+	}
+	c.setMu.Unlock()
+	if c.onEvict != nil {
+		for _, v := range victims {
+			c.onEvict(v.key, v.cost)
+		}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.mu.Lock()
+			c.reserved -= n
+			c.mu.Unlock()
+		})
+	}
+}
+
 // Delete removes key. Deleting an absent key does nothing.
 func (c *Cache) Delete(key string) {
 	c.setMu.Lock()
@@ -301,6 +350,7 @@ func (c *Cache) Stats() Stats {
 	return Stats{
 		Objects:   int64(len(c.items)),
 		Bytes:     c.used,
+		Reserved:  c.reserved,
 		Evictions: c.evictions,
 	}
 }

@@ -440,3 +440,45 @@ func BenchmarkGet(b *testing.B) {
 		}
 	})
 }
+
+// TestStoreReserve: room reserved for a fill evicts like a Set would, counts
+// against MaxBytes until released, and a release is idempotent.
+func TestStoreReserve(t *testing.T) {
+	key := func(i int) string { return fmt.Sprintf("k%02d", i) }
+	var evicted []string
+	c := newTestCache(t, Config{
+		MaxBytes: 1000,
+		OnEvict:  func(key string, cost int64) { evicted = append(evicted, key) },
+	})
+	for i := range 10 {
+		c.Set(key(i), entryOfCost(t, key(i), 100))
+	}
+
+	release := c.Reserve(250) // needs three entries' room
+	if want := []string{key(0), key(1), key(2)}; !slices.Equal(evicted, want) {
+		t.Errorf("Reserve(250) evicted %q, want %q", evicted, want)
+	}
+	wantStats(t, c, Stats{Objects: 7, Bytes: 700, Reserved: 250, Evictions: 3})
+
+	// A Set while the room is reserved must not use it.
+	c.Set(key(10), entryOfCost(t, key(10), 100))
+	if want := []string{key(0), key(1), key(2), key(3)}; !slices.Equal(evicted, want) {
+		t.Errorf("Set during a reservation evicted %q, want %q", evicted, want)
+	}
+
+	release()
+	release() // a second call gives nothing back twice
+	wantStats(t, c, Stats{Objects: 7, Bytes: 700, Evictions: 4})
+
+	// The finished entry takes the room the reservation freed: no eviction.
+	if !c.Set(key(11), entryOfCost(t, key(11), 250)) {
+		t.Fatal("Set after release = false, want true")
+	}
+	if len(evicted) != 4 {
+		t.Errorf("Set into released room evicted %q", evicted[4:])
+	}
+	wantStats(t, c, Stats{Objects: 8, Bytes: 950, Evictions: 4})
+
+	c.Reserve(0)() // nothing to reserve: a no-op
+	wantStats(t, c, Stats{Objects: 8, Bytes: 950, Evictions: 4})
+}

@@ -93,6 +93,11 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 	if names, _ := cache.VaryNames(resp.Header); len(names) > 0 {
 		f.varyNames, f.varyValues = names, cache.VaryValues(req.Header, names)
 	}
+	// The body's bytes count against the cache while they arrive (see
+	// cache.Reserve); copyBody extends the reservation of a body of
+	// unknown length as it grows.
+	f.reserved = max(resp.ContentLength, 0)
+	f.release = h.cache.Reserve(f.reserved)
 	if resp.ContentLength > 0 {
 		// Start small so the first bytes go out at once; the buffer grows
 		// to the announced length in one step after them (allocating and
@@ -110,6 +115,7 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 	idle.Stop()
 	cancel()
 	resp.Body.Close()
+	f.release()
 	if err == nil && f.storing {
 		e := &cache.Entry{
 			Status:       resp.StatusCode,
@@ -168,6 +174,10 @@ func (h *Handler) unstore(key string, reqHeader http.Header) {
 	h.cache.Delete(key)
 }
 
+// reserveStep is how far ahead the cache room for a body of unknown length
+// is reserved.
+const reserveStep = 1 << 20
+
 // bufPool holds the buffers fills read upstream bodies into.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
@@ -189,6 +199,14 @@ func (h *Handler) copyBody(f *flight, resp *http.Response, idle *time.Timer) (in
 			}
 			if total > h.maxObject {
 				f.stopStoring()
+				f.release()
+			} else if total > f.reserved {
+				// A body of unknown length: reserve a step ahead.
+				more := min(max(total-f.reserved, reserveStep), h.maxObject-f.reserved)
+				rel := h.cache.Reserve(more)
+				prev := f.release
+				f.release = func() { prev(); rel() }
+				f.reserved += more
 			}
 			if !f.write(buf[:n]) {
 				return total, errNoReaders

@@ -58,6 +58,11 @@ type flight struct {
 	// step once its small first allocation is full. Only the filler
 	// goroutine touches it.
 	sizeHint int64
+	// reserved is how many body bytes the cache has set aside for this
+	// fill (cache.Reserve); release gives them back. Only the filler
+	// goroutine touches them.
+	reserved int64
+	release  func()
 	// firstTaken is set once a reader has taken bytes.
 	firstTaken bool // protects: mu
 	// joinable is false once a newcomer could no longer read the body from
