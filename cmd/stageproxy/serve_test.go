@@ -60,7 +60,7 @@ func TestNewServeOptions(t *testing.T) {
 }
 
 func TestMemoryLimit(t *testing.T) {
-	if got, want := memoryLimit(100e6), int64(100e6+12.5e6+16<<20); got != want {
+	if got, want := memoryLimit(100e6), int64(100e6+12.5e6+8<<20); got != want {
 		t.Errorf("memoryLimit(100e6) = %d, want %d", got, want)
 	}
 	if got := memoryLimit(math.MaxInt64 / 2); got != math.MaxInt64 {
