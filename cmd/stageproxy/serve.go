@@ -55,6 +55,10 @@ type serveOptions struct {
 	stderr         io.Writer
 	getenv         func(string) string
 	setMemoryLimit func(int64) int64 // debug.SetMemoryLimit
+	// setLogDefault is slog.SetDefault: it also sends the standard log
+	// package's output (net/http's Transport writes there, e.g. about an
+	// origin that sent bytes nobody asked for) into the proxy's log.
+	setLogDefault func(*slog.Logger)
 
 	configPath     string
 	configExplicit bool // named by --config or $STAGEPROXY_CONFIG: must exist
@@ -120,6 +124,7 @@ func newServeOptions(f serveFlags, configPath string, configExplicit bool, stder
 		stderr:         stderr,
 		getenv:         getenv,
 		setMemoryLimit: debug.SetMemoryLimit,
+		setLogDefault:  slog.SetDefault,
 		configPath:     configPath,
 		configExplicit: configExplicit,
 		logFile:        f.logFile,
@@ -230,6 +235,7 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 	go func() { sink.run(sinkCtx); close(sinkDone) }()
 	defer func() { stopSink(); <-sinkDone }() // the last lines reach the log before it closes
 	logger := slog.New(flushingHandler{slog.NewTextHandler(sink, nil), sink})
+	opts.setLogDefault(logger)
 
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {

@@ -108,6 +108,7 @@ func startServe(t *testing.T, configPath string, env map[string]string) (addr st
 		t.Fatal(err)
 	}
 	opts.setMemoryLimit = func(n int64) int64 { *memLimit = n; return 0 }
+	opts.setLogDefault = func(*slog.Logger) {} // process-wide; the binary's tests cover it
 
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
