@@ -93,11 +93,6 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 	if names, _ := cache.VaryNames(resp.Header); len(names) > 0 {
 		f.varyNames, f.varyValues = names, cache.VaryValues(req.Header, names)
 	}
-	// The body's bytes count against the cache while they arrive (see
-	// cache.Reserve); copyBody extends the reservation of a body of
-	// unknown length as it grows.
-	f.reserved = max(resp.ContentLength, 0)
-	f.release = h.cache.Reserve(f.reserved)
 	if resp.ContentLength > 0 {
 		// Start small so the first bytes go out at once; the buffer grows
 		// to the announced length in one step after them (allocating and
@@ -111,6 +106,12 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 	delete(storedHeader, "Content-Length")
 	close(f.head)
 
+	// The body's bytes count against the cache while they arrive (see
+	// cache.Reserve); copyBody extends the reservation of a body of
+	// unknown length as it grows. Reserved after the head is out: any
+	// evicting it does is then not on the way to the client's first byte.
+	f.reserved = max(resp.ContentLength, 0)
+	f.release = h.cache.Reserve(f.reserved)
 	n, err := h.copyBody(f, resp, idle)
 	idle.Stop()
 	cancel()
