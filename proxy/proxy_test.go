@@ -69,6 +69,13 @@ func newTestProxy(t *testing.T, opts Options) *testProxy {
 // body read.
 func (p *testProxy) get(t *testing.T, target string, hdr ...string) (*http.Response, string) {
 	t.Helper()
+	return fetch(t, p.client, target, hdr...)
+}
+
+// fetch GETs target with client, the request headers given as name, value
+// pairs, and returns the response with its body read.
+func fetch(t *testing.T, client *http.Client, target string, hdr ...string) (*http.Response, string) {
+	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, target, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +83,7 @@ func (p *testProxy) get(t *testing.T, target string, hdr ...string) (*http.Respo
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := p.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", target, err)
 	}

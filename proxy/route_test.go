@@ -155,26 +155,6 @@ func TestSwitchKeepsTransfersInFlight(t *testing.T) {
 	}
 }
 
-// fetch GETs target with client and returns the response with its body
-// read.
-func fetch(t *testing.T, client *http.Client, target string) (*http.Response, string) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, target, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", target, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: reading body: %v", target, err)
-	}
-	return resp, string(b)
-}
-
 // TestInterceptionThroughParent: an intercepted HTTPS origin is reached
 // through the HTTP parent's CONNECT (the proxy opens the tunnel and does TLS
 // itself), and the parent's failures reach the client named as they are for
