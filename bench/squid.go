@@ -140,6 +140,9 @@ coredump_dir %[3]s
 shutdown_lifetime 1 seconds
 visible_hostname stageproxy-bench
 logfile_rotate 0
+# ICMP pinger helpers are not needed for a proxy on loopback and
+# outlived squid as zombies.
+pinger_enable off
 `, addr, userLine, dir)
 	confPath := filepath.Join(dir, "squid.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
