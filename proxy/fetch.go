@@ -299,8 +299,33 @@ func (h *Handler) startOrJoin(req *http.Request, key string, stale *cache.Entry,
 	}
 	h.mu.Unlock()
 	h.metrics.upstreamRequests.Inc()
-	go h.fill(req, f, stale, fwd, register)
+	h.fillSettled(req, f, stale, fwd, register)
 	return f, r
+}
+
+// errFillPanicked is the error of a flight whose fill panicked before its
+// head was settled.
+var errFillPanicked = errors.New("internal error while fetching (see the proxy's log)")
+
+// fillSettled runs fill. Should fill panic before it settled f's head (a bug;
+// net/http recovers the panic and keeps serving), the flight fails rather
+// than leave the clients that joined it, and all later ones for its URL,
+// waiting on it.
+func (h *Handler) fillSettled(req *http.Request, f *flight, stale *cache.Entry, fwd string, registered bool) {
+	settled := false
+	defer func() {
+		if !settled {
+			select {
+			case <-f.head:
+			default:
+				f.err = errFillPanicked
+				h.land(f, registered)
+				close(f.head)
+			}
+		}
+	}()
+	h.fill(req, f, stale, fwd, registered)
+	settled = true
 }
 
 // land removes f from the flights under way, so that later requests find

@@ -14,8 +14,15 @@ import (
 )
 
 // fill fetches req's URL for flight f and feeds its body to the flight's
-// readers and, when storable, to the cache. It runs detached from the client
+// readers and, when storable, to the cache. It is detached from the client
 // that started it, bounded by the transport's timeouts and an idle timer.
+//
+// fill returns once f's head is settled (f.head closed). It runs on the
+// starter's goroutine, which would only wait for the head anyway: a handoff
+// to a goroutine of its own and back cost 10-17 µs a miss (sequential
+// no-store 4 KiB misses through the binary, median of 3000, alternating
+// builds). A body headed for the flight is read on a goroutine of its own,
+// so that the starter hanging up does not stop it.
 func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd string, registered bool) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(req.Context()))
 	idle := time.AfterFunc(h.idleTimeout, cancel)
@@ -106,37 +113,41 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 	delete(storedHeader, "Content-Length")
 	close(f.head)
 
-	// The body's bytes count against the cache while they arrive (see
-	// cache.Reserve); copyBody extends the reservation of a body of
-	// unknown length as it grows. Reserved after the head is out: any
-	// evicting it does is then not on the way to the client's first byte.
-	f.reserved = max(resp.ContentLength, 0)
-	f.release = h.cache.Reserve(f.reserved)
-	n, err := h.copyBody(f, resp, idle)
-	idle.Stop()
-	cancel()
-	resp.Body.Close()
-	f.release()
-	if err == nil && f.storing {
-		e := &cache.Entry{
-			Status:       resp.StatusCode,
-			Header:       storedHeader,
-			Body:         f.buf,
-			RequestTime:  reqTime,
-			ResponseTime: respTime,
+	go func() {
+		// The body's bytes count against the cache while they arrive
+		// (see cache.Reserve); copyBody extends the reservation of a
+		// body of unknown length as it grows. Reserved after the head is
+		// out: any evicting it does is then not on the way to the
+		// client's first byte.
+		f.reserved = max(resp.ContentLength, 0)
+		f.release = h.cache.Reserve(f.reserved)
+		n, err := h.copyBody(f, resp, idle)
+		idle.Stop()
+		cancel()
+		resp.Body.Close()
+		f.release()
+		if err == nil && f.storing {
+			e := &cache.Entry{
+				Status:       resp.StatusCode,
+				Header:       storedHeader,
+				Body:         f.buf,
+				RequestTime:  reqTime,
+				ResponseTime: respTime,
+			}
+			if h.storeChecked(req, resp, wire.Load(), n, f.key, e) {
+				h.metrics.stored.Inc()
+			}
 		}
-		if h.storeChecked(req, resp, wire.Load(), n, f.key, e) {
-			h.metrics.stored.Inc()
+		// Publish the end only now: a client that read the last byte
+		// and asks again at once must find the cache, not a landed
+		// flight.
+		h.land(f, registered)
+		f.finish(err)
+		if err != nil && !errors.Is(err, errNoReaders) {
+			h.metrics.upstreamErrors.Inc()
+			h.log.Warn("upstream body failed", "url", req.URL.Redacted(), "err", err)
 		}
-	}
-	// Publish the end only now: a client that read the last byte and asks
-	// again at once must find the cache, not a landed flight.
-	h.land(f, registered)
-	f.finish(err)
-	if err != nil && !errors.Is(err, errNoReaders) {
-		h.metrics.upstreamErrors.Inc()
-		h.log.Warn("upstream body failed", "url", req.URL.Redacted(), "err", err)
-	}
+	}()
 }
 
 // msgTooLong is the warning for an origin that sent more than its

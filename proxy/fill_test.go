@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -221,5 +224,47 @@ func TestBodyLongerThanContentLength(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// panickingUpstream panics while the fill looks up the parent for a request:
+// a stand-in for a bug in the fill's head.
+type panickingUpstream struct{}
+
+func (panickingUpstream) ProxyURL(*http.Request) (*url.URL, error) { panic("test: bug in the fill") }
+func (panickingUpstream) DialContext(context.Context, string, string) (net.Conn, error) {
+	return nil, errors.New("unused")
+}
+func (panickingUpstream) DialTunnel(context.Context, string, string) (net.Conn, error) {
+	return nil, errors.New("unused")
+}
+
+// TestFillPanicFailsItsFlight: a fill that panics before its head is settled
+// fails its flight. Left registered, the flight would hold every later
+// request for the URL waiting on a head that never comes.
+func TestFillPanicFailsItsFlight(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, "fine")
+	})
+	p := newTestProxy(t, Options{})
+	p.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // net/http logs the recovered panic
+	p.h.SetUpstream(panickingUpstream{}, "panicking")
+	if resp, err := p.client.Get(o.URL + "/x"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("GET through the panicking fill: %s, want the connection dropped", resp.Status)
+	}
+
+	p.h.SetUpstream(nil, "")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // a guard, not a synchronisation
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, o.URL+"/x", nil)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		t.Fatalf("GET after the panic: %v (waiting on the dead flight?)", err)
+	}
+	defer resp.Body.Close()
+	if b, _ := io.ReadAll(resp.Body); string(b) != "fine" {
+		t.Errorf("GET after the panic: %s %q, want the origin's body", resp.Status, b)
 	}
 }

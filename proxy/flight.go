@@ -13,9 +13,10 @@ import (
 // concurrent misses for the same URL join it instead of fetching again, and
 // every reader gets bytes as they arrive rather than after the whole object.
 //
-// The fetch runs on its own goroutine, detached from the client that started
-// it, so one client hanging up does not abort a download others wait on (nor
-// the copy that will be stored). groupcache's singleflight cannot do this: it
+// The body is fetched on its own goroutine, detached from the client that
+// started it, so one client hanging up does not abort a download others wait
+// on (nor the copy that will be stored); the head, on the starter's (see
+// Handler.fill). groupcache's singleflight cannot do this: it
 // hands its result over only when the call returns.
 type flight struct {
 	key string // the primary cache key
