@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -118,6 +119,19 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	}
 	return total, nil
 }
+
+// ReadFrom copies a body that cannot write itself (an upstream body
+// streamed through) with a pooled buffer: goproxy's io.Copy would otherwise
+// allocate 32 KiB for every such response, 70% of the bytes a no-store miss
+// allocated (go test -bench Miss -memprofile, proxy/).
+func (w *logWriter) ReadFrom(r io.Reader) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	return io.CopyBuffer(writerOnly{w}, r, *bp)
+}
+
+// writerOnly hides a writer's ReadFrom from io.CopyBuffer.
+type writerOnly struct{ io.Writer }
 
 func (w *logWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
