@@ -203,7 +203,16 @@ func (h *Handler) copyBody(f *flight, resp *http.Response, idle *time.Timer) (in
 	var total int64
 	for {
 		idle.Reset(h.idleTimeout)
-		n, err := resp.Body.Read(buf)
+		// At most a copy buffer's worth at a time either way, so that
+		// readers get bytes as they arrive.
+		dst := f.spare()
+		direct := len(dst) > 0
+		if direct {
+			dst = dst[:min(len(dst), len(buf))]
+		} else {
+			dst = buf
+		}
+		n, err := resp.Body.Read(dst)
 		if n > 0 {
 			total += int64(n)
 			if resp.ContentLength >= 0 && total > resp.ContentLength {
@@ -220,7 +229,11 @@ func (h *Handler) copyBody(f *flight, resp *http.Response, idle *time.Timer) (in
 				f.release = func() { prev(); rel() }
 				f.reserved += more
 			}
-			if !f.write(buf[:n]) {
+			if direct {
+				// Within the announced length (checked above), so
+				// within spare: nothing to stop storing for.
+				f.commit(n)
+			} else if !f.write(buf[:n]) {
 				return total, errNoReaders
 			}
 		}

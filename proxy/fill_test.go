@@ -2,9 +2,11 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -266,5 +268,67 @@ func TestFillPanicFailsItsFlight(t *testing.T) {
 	defer resp.Body.Close()
 	if b, _ := io.ReadAll(resp.Body); string(b) != "fine" {
 		t.Errorf("GET after the panic: %s %q, want the origin's body", resp.Status, b)
+	}
+}
+
+// TestLargeBodyIntact: a stored body larger than the fill's first buffer
+// (read straight into its final buffer once that has grown) reaches the
+// client that started the fill, one that joined it, and a later hit byte for
+// byte.
+func TestLargeBodyIntact(t *testing.T) {
+	body := make([]byte, 3<<20+12345)
+	for i := range body {
+		body[i] = byte(i*7 + i>>11) // no period the buffer sizes could hide
+	}
+	release := make(chan struct{})
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		w.Write(body[:100<<10])
+		w.(http.Flusher).Flush()
+		<-release // the joiner is in before the rest
+		w.Write(body[100<<10:])
+	})
+	p := newTestProxy(t, Options{})
+	starter, err := p.client.Get(o.URL + "/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer starter.Body.Close()
+	if _, err := io.ReadFull(starter.Body, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	joinerIn := make(chan struct{})
+	joinerDone := make(chan []byte, 1)
+	go func() {
+		defer close(joinerDone)
+		resp, err := p.client.Get(o.URL + "/big")
+		if err != nil {
+			close(joinerIn)
+			t.Error(err)
+			return
+		}
+		defer resp.Body.Close()
+		first := make([]byte, 1)
+		_, err = io.ReadFull(resp.Body, first)
+		close(joinerIn) // it has bytes before the origin sent the rest: it joined
+		rest, err2 := io.ReadAll(resp.Body)
+		if err != nil || err2 != nil {
+			t.Error(err, err2)
+		}
+		joinerDone <- append(first, rest...)
+	}()
+	<-joinerIn
+	close(release)
+	rest, err := io.ReadAll(starter.Body)
+	if err != nil || !bytes.Equal(rest, body[1:]) {
+		t.Errorf("starter: %d bytes, %v; want the body intact", 1+len(rest), err)
+	}
+	if b := <-joinerDone; !bytes.Equal(b, body) {
+		t.Errorf("joiner: %d bytes, want the body intact", len(b))
+	}
+	resp, b := p.get(t, o.URL+"/big")
+	if resp.Header.Get("Cache-Status") != statusHit || b != string(body) {
+		t.Errorf("third GET: %q, %d bytes; want a hit with the body intact", resp.Header.Get("Cache-Status"), len(b))
 	}
 }

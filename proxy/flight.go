@@ -59,6 +59,10 @@ type flight struct {
 	// step once its small first allocation is full. Only the filler
 	// goroutine touches it.
 	sizeHint int64
+	// grown is set once buf has its final capacity: the filler then reads
+	// the body straight into it (spare, commit) instead of through a copy
+	// buffer. Only the filler goroutine touches it.
+	grown bool
 	// reserved is how many body bytes the cache has set aside for this
 	// fill (cache.Reserve); release gives them back. Only the filler
 	// goroutine touches them.
@@ -213,6 +217,7 @@ func (f *flight) write(p []byte) bool {
 				}
 				f.mu.Unlock()
 				grown = make([]byte, 0, f.sizeHint)
+				f.grown = true
 			}
 			f.sizeHint = 0
 		}
@@ -236,6 +241,26 @@ func (f *flight) write(p []byte) bool {
 	f.buf = append(f.buf, p...)
 	f.cond.Broadcast()
 	return true
+}
+
+// spare is buf's free capacity once buf has grown to the announced length
+// (nil before, or once the body is no longer stored): the filler reads body
+// bytes into it and publishes them with commit, which saves copying every
+// byte of a large body once more. Readers never look past len(buf), and
+// only the filler changes buf or storing, so it may read them unlocked.
+func (f *flight) spare() []byte {
+	if !f.grown || !f.storing {
+		return nil
+	}
+	return f.buf[len(f.buf):cap(f.buf)]
+}
+
+// commit publishes n bytes the filler read into spare.
+func (f *flight) commit(n int) {
+	f.mu.Lock()
+	f.buf = f.buf[:len(f.buf)+n]
+	f.cond.Broadcast()
+	f.mu.Unlock()
 }
 
 func (f *flight) end() int64 { return f.off + int64(len(f.buf)) }
