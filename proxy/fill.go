@@ -107,6 +107,21 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 		f.buf = make([]byte, 0, min(resp.ContentLength, 64<<10))
 		f.sizeHint = resp.ContentLength
 	}
+	// Body bytes that came with the head wait in the Transport's buffer.
+	// When more of the body is still to come, take them here, so that the
+	// starter writes them with the head rather than after a handoff from
+	// the body's goroutine, which is busy reading the rest: 16 MiB misses
+	// got their first byte 0.1-0.2 ms sooner (medians of 120 sequential
+	// misses, 6 alternating runs). A body that came whole is left to that
+	// goroutine, which ends it at once.
+	var first int64
+	var firstErr error
+	if ex := wire.Load(); ex != nil && cap(f.buf) > 0 {
+		if b := ex.buffered(); b > 0 && b < resp.ContentLength {
+			n, err := resp.Body.Read(f.buf[:min(b, int64(cap(f.buf)))])
+			f.buf, first, firstErr = f.buf[:n], int64(n), err
+		}
+	}
 	// Readers clone resp.Header once head is closed: the stored copy is
 	// made before.
 	storedHeader := resp.Header.Clone()
@@ -121,7 +136,7 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 		// client's first byte.
 		f.reserved = max(resp.ContentLength, 0)
 		f.release = h.cache.Reserve(f.reserved)
-		n, err := h.copyBody(f, resp, idle)
+		n, err := h.copyBody(f, resp, idle, first, firstErr)
 		idle.Stop()
 		cancel()
 		resp.Body.Close()
@@ -193,14 +208,18 @@ const reserveStep = 1 << 20
 // bufPool holds the buffers fills read upstream bodies into.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
-// copyBody reads resp's body into f and returns its length. The error is nil
-// only for a complete body: as long as Content-Length said, or to a clean
-// end when it said nothing.
-func (h *Handler) copyBody(f *flight, resp *http.Response, idle *time.Timer) (int64, error) {
+// copyBody reads resp's body into f, after the first bytes fill already
+// put there (and the error their read returned), and returns its length.
+// The error is nil only for a complete body: as long as Content-Length said,
+// or to a clean end when it said nothing.
+func (h *Handler) copyBody(f *flight, resp *http.Response, idle *time.Timer, first int64, firstErr error) (int64, error) {
+	total := first
+	if firstErr != nil {
+		return total, bodyEnd(resp, total, firstErr)
+	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
-	var total int64
 	for {
 		idle.Reset(h.idleTimeout)
 		// At most a copy buffer's worth at a time either way, so that
@@ -237,16 +256,22 @@ func (h *Handler) copyBody(f *flight, resp *http.Response, idle *time.Timer) (in
 				return total, errNoReaders
 			}
 		}
-		if err == io.EOF {
-			if resp.ContentLength >= 0 && total != resp.ContentLength {
-				return total, io.ErrUnexpectedEOF
-			}
-			return total, nil
-		}
 		if err != nil {
-			return total, err
+			return total, bodyEnd(resp, total, err)
 		}
 	}
+}
+
+// bodyEnd is copyBody's verdict on a body whose read ended with err after
+// total bytes: nil only for a clean end at the announced length.
+func bodyEnd(resp *http.Response, total int64, err error) error {
+	if err != io.EOF {
+		return err
+	}
+	if resp.ContentLength >= 0 && total != resp.ContentLength {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
 }
 
 // idleBody is an upstream body streamed to a single client: every read

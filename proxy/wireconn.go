@@ -190,6 +190,27 @@ func (w wireExchange) excess(bodyLen int64) bool {
 	return w.c != nil && w.c.excess(w.seq, bodyLen)
 }
 
+// buffered is how many bytes of the exchange's response body have been
+// read off the wire: once the Transport returned the head, they wait in its
+// buffer, and reading that many from the body does not block. It is 0 when
+// that cannot be told.
+func (w wireExchange) buffered() int64 {
+	if w.c == nil {
+		return 0
+	}
+	return w.c.buffered(w.seq)
+}
+
+func (c *wireConn) buffered(seq uint64) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ex := c.findLocked(seq)
+	if ex == nil || !ex.head.ok() {
+		return 0
+	}
+	return ex.read - ex.head.n
+}
+
 func (w wireExchange) watch(bodyLen int64, late func()) {
 	if w.c != nil {
 		w.c.watch(w.seq, bodyLen, late)

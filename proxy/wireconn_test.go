@@ -119,6 +119,12 @@ func TestWireConnExchanges(t *testing.T) {
 	io.WriteString(wc, "GET /1 HTTP/1.1\r\n")
 	io.WriteString(wc, "Host: o\r\n\r\n")
 	readAll(t, wc, sc, honest)
+	if b := (wireExchange{wc, first}).buffered(); b != 5 {
+		t.Errorf("buffered() = %d after the whole response, want the 5 body bytes", b)
+	}
+	if b := (wireExchange{}).buffered(); b != 0 {
+		t.Errorf("buffered() = %d for no connection, want 0", b)
+	}
 	if wc.excess(first, 5) || sc.closed {
 		t.Errorf("excess(%d, 5) = true or closed (%v) for an honest response", first, sc.closed)
 	}
