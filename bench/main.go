@@ -124,7 +124,7 @@ func parseFlags() config {
 	flag.DurationVar(&cfg.warm, "warmup", time.Second, "load warm-up before measuring")
 	flag.DurationVar(&cfg.dur, "duration", 5*time.Second, "measured load duration per column (split over -rounds)")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "the columns take turns this many times in the load phases, each round with its own warm-up")
-	flag.IntVar(&cfg.bigTrials, "big-trials", 5, "16 MiB miss trials per column (median reported)")
+	flag.IntVar(&cfg.bigTrials, "big-trials", 15, "16 MiB miss trials per column (median reported)")
 	flag.IntVar(&cfg.missN, "miss-requests", 200, "sequential 4 KiB misses per column (median reported)")
 	flag.IntVar(&cfg.slowClients, "slow-clients", 50, "concurrent clients on one slow object")
 	flag.IntVar(&cfg.wsObjects, "ws-objects", 400, "distinct 1 MiB objects in the working-set phase")
