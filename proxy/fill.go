@@ -19,7 +19,7 @@ import (
 //
 // fill returns once f's head is settled (f.head closed). It runs on the
 // starter's goroutine, which would only wait for the head anyway: a handoff
-// to a goroutine of its own and back cost 10-17 µs a miss (sequential
+// to a goroutine of its own and back cost 15-28 µs a miss (sequential
 // no-store 4 KiB misses through the binary, median of 3000, alternating
 // builds). A body headed for the flight is read on a goroutine of its own,
 // so that the starter hanging up does not stop it.
@@ -112,7 +112,7 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 	// starter writes them with the head rather than after a handoff from
 	// the body's goroutine, which is busy reading the rest: 16 MiB misses
 	// got their first byte 0.1-0.2 ms sooner (medians of 120 sequential
-	// misses, 6 alternating runs). A body that came whole is left to that
+	// misses, 8 alternating runs). A body that came whole is left to that
 	// goroutine, which ends it at once.
 	var first int64
 	var firstErr error
