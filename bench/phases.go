@@ -378,7 +378,20 @@ func (b *bench) phaseBig() {
 		}
 		ttfbRow.cells[t.name] = val(median(ttfb[t.name]))
 		totalRow.cells[t.name] = val(median(total[t.name]))
+		// Single trials spread widely on a busy 2-core machine: show how.
+		ttfbRow.extra[t.name] = spread(ttfb[t.name])
 	}
+}
+
+// spread describes the trials behind a median: their quartiles and range.
+func spread(xs []float64) string {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) < 4 {
+		return ""
+	}
+	q := func(p float64) float64 { return s[int(p*float64(len(s)-1)+0.5)] }
+	return fmt.Sprintf("trials: min %.2f, quartiles %.2f-%.2f, max %.2f ms", s[0], q(0.25), q(0.75), s[len(s)-1])
 }
 
 // phaseWorkingSet: cfg.wsObjects distinct 1 MiB objects fetched once each
