@@ -31,6 +31,9 @@ type coalescer struct {
 	held  []byte      // protects: mu; bytes written to the caller but not yet sent
 	err   error       // protects: mu; a failed delayed send, reported by the next write
 	timer *time.Timer // protects: mu
+	// delay is how long held bytes wait for the next write; 0 means
+	// coalesceDelay. Tests set it.
+	delay time.Duration
 }
 
 // write sends p on c, holding back or joining a held full buffer.
@@ -64,10 +67,14 @@ func (w *coalescer) write(c net.Conn, p []byte, tunnel bool) (int, error) {
 		return c.Write(p)
 	}
 	w.held = append(w.held[:0], p...) // the caller reuses p
+	d := w.delay
+	if d == 0 {
+		d = coalesceDelay
+	}
 	if w.timer == nil {
-		w.timer = time.AfterFunc(coalesceDelay, func() { w.flush(c) })
+		w.timer = time.AfterFunc(d, func() { w.flush(c) })
 	} else {
-		w.timer.Reset(coalesceDelay)
+		w.timer.Reset(d)
 	}
 	return len(p), nil
 }

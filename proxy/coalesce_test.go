@@ -34,7 +34,10 @@ func TestCoalescerHoldsAFullBuffer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := &recordingConn{writes: make(chan []byte, 4)}
-			var w coalescer
+			// Long enough that the check below sees the bytes still
+			// held however slowly it runs; the delayed send is then
+			// brought forward by hand.
+			w := coalescer{delay: time.Hour}
 			defer w.stop(c)
 			if n, err := w.write(c, make([]byte, tt.firstSize), tt.tunnel); n != tt.firstSize || err != nil {
 				t.Fatalf("write = %d, %v", n, err)
@@ -45,7 +48,11 @@ func TestCoalescerHoldsAFullBuffer(t *testing.T) {
 			if !tt.wantHeld {
 				return
 			}
-			// Nothing follows: the held bytes go out on their own, soon.
+			// Nothing follows: the timer sends the held bytes on their
+			// own.
+			w.mu.Lock()
+			w.timer.Reset(0)
+			w.mu.Unlock()
 			select {
 			case b := <-c.writes:
 				if len(b) != coalesceSize {
