@@ -238,8 +238,11 @@ func (h *Handler) copyBody(f *flight, resp *http.Response, idle *time.Timer, fir
 				return total, errors.New("body longer than its Content-Length")
 			}
 			if total > h.maxObject {
-				f.stopStoring()
-				f.release()
+				if f.storing { // only this goroutine changes it
+					f.stopStoring()
+					f.release()
+					h.log.Info("not stored: body grew past maxObjectSize", "url", resp.Request.URL.Redacted(), "maxObjectSize", h.maxObject)
+				}
 			} else if total > f.reserved {
 				// A body of unknown length: reserve a step ahead.
 				more := min(max(total-f.reserved, reserveStep), h.maxObject-f.reserved)
