@@ -56,19 +56,10 @@ func TestPipHTTPSInstallTwice(t *testing.T) {
 	indexURL := index.URL("localhost") + "/simple/"
 
 	pipInstall(t, python, indexURL, proxy.URL(), "PIP_CERT="+ca.CertFile)
-	round1 := index.rec.snapshot()
-	for _, w := range pypiFixture {
-		if got := round1[wheelPath(w)]; got != 1 {
-			t.Errorf("round 1: index served %s %d times, want 1", wheelPath(w), got)
-		}
-	}
+	round1 := index.rec.wantServedOnce(t, "index", wheelPaths())
 
 	pipInstall(t, python, indexURL, proxy.URL(), "PIP_CERT="+ca.CertFile)
-	for _, w := range pypiFixture {
-		if got := index.rec.count(wheelPath(w)) - round1[wheelPath(w)]; got != 0 {
-			t.Errorf("round 2: index served %s %d times, want 0 (a cache hit)", wheelPath(w), got)
-		}
-	}
+	index.rec.wantNotServedSince(t, "index", wheelPaths(), round1)
 
 	if direct := index.rec.directPaths(); len(direct) > 0 {
 		t.Errorf("index got requests without Via: %s, so the proxy did not intercept them: %q", proxyVia, direct)
@@ -89,19 +80,10 @@ func TestNpmHTTPSInstallTwice(t *testing.T) {
 	registryURL := registry.URL("localhost") + "/"
 
 	npmInstall(t, npm, registryURL, proxy.URL(), "NODE_EXTRA_CA_CERTS="+ca.CertFile)
-	round1 := registry.rec.snapshot()
-	for _, p := range npmFixture {
-		if got := round1[p.tarballPath()]; got != 1 {
-			t.Errorf("round 1: registry served %s %d times, want 1", p.tarballPath(), got)
-		}
-	}
+	round1 := registry.rec.wantServedOnce(t, "registry", tarballPaths())
 
 	npmInstall(t, npm, registryURL, proxy.URL(), "NODE_EXTRA_CA_CERTS="+ca.CertFile)
-	for _, p := range npmFixture {
-		if got := registry.rec.count(p.tarballPath()) - round1[p.tarballPath()]; got != 0 {
-			t.Errorf("round 2: registry served %s %d times, want 0 (a cache hit)", p.tarballPath(), got)
-		}
-	}
+	registry.rec.wantNotServedSince(t, "registry", tarballPaths(), round1)
 
 	if direct := registry.rec.directPaths(); len(direct) > 0 {
 		t.Errorf("registry got requests without Via: %s, so the proxy did not intercept them: %q", proxyVia, direct)
@@ -146,19 +128,10 @@ func TestHTTPSThroughParent(t *testing.T) {
 			t.Errorf("round 1: index got a TLS handshake for SNI %q, want %q", h.serverName, "localhost")
 		}
 	}
-	round1 := index.rec.snapshot()
-	for _, w := range pypiFixture {
-		if got := round1[wheelPath(w)]; got != 1 {
-			t.Errorf("round 1: index served %s %d times, want 1", wheelPath(w), got)
-		}
-	}
+	round1 := index.rec.wantServedOnce(t, "index", wheelPaths())
 
 	pipInstall(t, python, indexURL, proxy.URL(), "PIP_CERT="+ca.CertFile)
-	for _, w := range pypiFixture {
-		if got := index.rec.count(wheelPath(w)) - round1[wheelPath(w)]; got != 0 {
-			t.Errorf("round 2: index served %s %d times, want 0 (a cache hit)", wheelPath(w), got)
-		}
-	}
+	index.rec.wantNotServedSince(t, "index", wheelPaths(), round1)
 	for _, h := range index.helloSnapshot()[len(hellos):] {
 		if !parent.opened(h.remoteAddr) {
 			t.Errorf("round 2: index got a TLS handshake from %s, not over a connection the parent opened", h.remoteAddr)

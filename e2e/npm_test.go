@@ -25,19 +25,10 @@ func TestNpmInstallTwice(t *testing.T) {
 	})
 
 	npmInstall(t, npm, registry.URL+"/", proxy.URL())
-	round1 := rec.snapshot()
-	for _, p := range npmFixture {
-		if got := round1[p.tarballPath()]; got != 1 {
-			t.Errorf("round 1: registry served %s %d times, want 1", p.tarballPath(), got)
-		}
-	}
+	round1 := rec.wantServedOnce(t, "registry", tarballPaths())
 
 	npmInstall(t, npm, registry.URL+"/", proxy.URL())
-	for _, p := range npmFixture {
-		if got := rec.count(p.tarballPath()) - round1[p.tarballPath()]; got != 0 {
-			t.Errorf("round 2: registry served %s %d times, want 0 (a cache hit)", p.tarballPath(), got)
-		}
-	}
+	rec.wantNotServedSince(t, "registry", tarballPaths(), round1)
 
 	if direct := rec.directPaths(); len(direct) > 0 {
 		t.Errorf("registry got requests without Via: %s, so they bypassed the proxy: %q", proxyVia, direct)

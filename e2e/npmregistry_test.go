@@ -169,3 +169,12 @@ func (reg *npmRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotFound)
 	fmt.Fprintln(w, `{"error":"Not found"}`)
 }
+
+// tarballPaths are the paths of every tarball in npmFixture.
+func tarballPaths() []string {
+	var ps []string
+	for _, p := range npmFixture {
+		ps = append(ps, p.tarballPath())
+	}
+	return ps
+}

@@ -75,6 +75,31 @@ func (rec *recorder) count(path string) int {
 	return rec.counts[path]
 }
 
+// wantServedOnce checks that the origin (named by what) served each of
+// paths exactly once: the first install fetched every package file. It
+// returns the counts, for wantNotServedSince after the second install.
+func (rec *recorder) wantServedOnce(t *testing.T, what string, paths []string) map[string]int {
+	t.Helper()
+	snap := rec.snapshot()
+	for _, p := range paths {
+		if got := snap[p]; got != 1 {
+			t.Errorf("round 1: %s served %s %d times, want 1", what, p, got)
+		}
+	}
+	return snap
+}
+
+// wantNotServedSince checks that the origin served none of paths again
+// after snap: the second install got every package file from the cache.
+func (rec *recorder) wantNotServedSince(t *testing.T, what string, paths []string, snap map[string]int) {
+	t.Helper()
+	for _, p := range paths {
+		if got := rec.count(p) - snap[p]; got != 0 {
+			t.Errorf("round 2: %s served %s %d times, want 0 (a cache hit)", what, p, got)
+		}
+	}
+}
+
 // directPaths returns the paths of requests that did not come through the
 // proxy.
 func (rec *recorder) directPaths() []string {

@@ -31,19 +31,10 @@ func TestPipInstallTwice(t *testing.T) {
 	})
 
 	pipInstall(t, python, index.URL+"/simple/", proxy.URL())
-	round1 := rec.snapshot()
-	for _, w := range pypiFixture {
-		if got := round1[wheelPath(w)]; got != 1 {
-			t.Errorf("round 1: index served %s %d times, want 1", wheelPath(w), got)
-		}
-	}
+	round1 := rec.wantServedOnce(t, "index", wheelPaths())
 
 	pipInstall(t, python, index.URL+"/simple/", proxy.URL())
-	for _, w := range pypiFixture {
-		if got := rec.count(wheelPath(w)) - round1[wheelPath(w)]; got != 0 {
-			t.Errorf("round 2: index served %s %d times, want 0 (a cache hit)", wheelPath(w), got)
-		}
-	}
+	rec.wantNotServedSince(t, "index", wheelPaths(), round1)
 
 	if direct := rec.directPaths(); len(direct) > 0 {
 		t.Errorf("index got requests without Via: %s, so they bypassed the proxy: %q", proxyVia, direct)

@@ -103,6 +103,15 @@ type simpleIndex struct {
 // wheelPath is the URL path of w on the index.
 func wheelPath(w wheel) string { return "/files/" + w.Filename() }
 
+// wheelPaths are the paths of every wheel in pypiFixture.
+func wheelPaths() []string {
+	var ps []string
+	for _, w := range pypiFixture {
+		ps = append(ps, wheelPath(w))
+	}
+	return ps
+}
+
 func newSimpleIndex(t *testing.T, wheels []wheel) *simpleIndex {
 	t.Helper()
 	idx := &simpleIndex{pages: map[string][]byte{}, files: map[string][]byte{}}
