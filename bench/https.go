@@ -351,12 +351,7 @@ func (b *bench) phaseHTTPSHits(kind string, size int64, nobj int) {
 	plain := b.hitRows[kind]
 	for _, t := range ts {
 		res := results[t.name]
-		v := res.reqPerSec()
-		rate := fmt.Sprintf("%.0f req/s", v)
-		if kind != "4k" {
-			v = res.mibPerSec()
-			rate = fmt.Sprintf("%.0f MiB/s", v)
-		}
+		v, rate := hitRate(kind, res)
 		b.cpu = append(b.cpu, cpuRow{phase: kind + " HTTPS hits", target: t.name, rate: rate, cores: res.cpu})
 		if res.errs+res.bad > 0 {
 			t.noteErr("%s HTTPS hits: %s", kind, res.firstErr)

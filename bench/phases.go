@@ -209,12 +209,7 @@ func (b *bench) phaseHits(kind string, size int64, nobj int) {
 	}
 	for _, t := range b.targets {
 		res := results[t.name]
-		v := res.reqPerSec()
-		rate := fmt.Sprintf("%.0f req/s", v)
-		if kind != "4k" {
-			v = res.mibPerSec()
-			rate = fmt.Sprintf("%.0f MiB/s", v)
-		}
+		v, rate := hitRate(kind, res)
 		b.cpu = append(b.cpu, cpuRow{phase: kind + " hits", target: t.name, rate: rate, cores: res.cpu})
 		if res.errs+res.bad > 0 {
 			t.noteErr("%s hits: %s", kind, res.firstErr)
@@ -231,6 +226,17 @@ func hitHeaderName(t *target) string {
 		return "X-Cache: HIT"
 	}
 	return "Cache-Status: stageproxy; hit"
+}
+
+// hitRate is a hit phase's figure: requests/s for 4 KiB objects, MiB/s for
+// larger ones, and its text for the CPU table.
+func hitRate(kind string, res *loadResult) (float64, string) {
+	if kind == "4k" {
+		v := res.reqPerSec()
+		return v, fmt.Sprintf("%.0f req/s", v)
+	}
+	v := res.mibPerSec()
+	return v, fmt.Sprintf("%.0f MiB/s", v)
 }
 
 func median(xs []float64) float64 {
