@@ -244,12 +244,11 @@ func (h *Handler) copyBody(f *flight, resp *http.Response, idle *time.Timer, fir
 					h.log.Info("not stored: body grew past maxObjectSize", "url", resp.Request.URL.Redacted(), "maxObjectSize", h.maxObject)
 				}
 			} else if total > f.reserved {
-				// A body of unknown length: reserve a step ahead.
-				more := min(max(total-f.reserved, reserveStep), h.maxObject-f.reserved)
-				rel := h.cache.Reserve(more)
-				prev := f.release
-				f.release = func() { prev(); rel() }
-				f.reserved += more
+				// A body of unknown length: reserve a step ahead,
+				// as one reservation of the new total.
+				f.reserved = min(max(total, f.reserved+reserveStep), h.maxObject)
+				f.release()
+				f.release = h.cache.Reserve(f.reserved)
 			}
 			if direct {
 				// Within the announced length (checked above), so
