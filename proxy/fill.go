@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/stageproxy/stageproxy/cache"
@@ -26,10 +25,10 @@ import (
 func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd string, registered bool) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(req.Context()))
 	idle := time.AfterFunc(h.idleTimeout, cancel)
-	var wire atomic.Pointer[wireExchange]
-	ctx = traceExchange(ctx, &wire)
 	out := req.Clone(ctx)
 	out.RequestURI = ""
+	// The client closing its connection says nothing of ours upstream.
+	out.Close = false
 	for _, k := range conditionalHeaders {
 		out.Header.Del(k)
 	}
@@ -39,7 +38,7 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 
 	reqTime := h.now()
 	f.route = h.route()
-	resp, err := f.route.roundTrip(out)
+	resp, ex, err := f.route.fetch(out)
 	respTime := h.now()
 	fail := func(err error) {
 		idle.Stop()
@@ -61,12 +60,12 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 	fwdStatus := cacheStatusName + "; fwd=" + fwd + "; fwd-status=" + strconv.Itoa(resp.StatusCode)
 
 	if stale != nil && resp.StatusCode == http.StatusNotModified {
-		n, _ := io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 		resp.Body.Close()
 		idle.Stop()
 		cancel()
 		merged := cache.Merge304(stale, resp.Header, reqTime, respTime)
-		h.storeChecked(req, resp, wire.Load(), n, f.key, merged)
+		h.storeChecked(req, resp, ex, f.key, merged)
 		f.entry = merged
 		f.cacheStatus = fwdStatus
 		h.land(f, registered)
@@ -107,7 +106,7 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 		f.buf = make([]byte, 0, min(resp.ContentLength, 64<<10))
 		f.sizeHint = resp.ContentLength
 	}
-	// Body bytes that came with the head wait in the Transport's buffer.
+	// Body bytes that came with the head wait in the connection's buffer.
 	// When more of the body is still to come, take them here, so that the
 	// starter writes them with the head rather than after a handoff from
 	// the body's goroutine, which is busy reading the rest: 16 MiB misses
@@ -116,8 +115,8 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 	// goroutine, which ends it at once.
 	var first int64
 	var firstErr error
-	if ex := wire.Load(); ex != nil && cap(f.buf) > 0 {
-		if b := ex.buffered(); b > 0 && b < resp.ContentLength {
+	if cap(f.buf) > 0 {
+		if b := ex.buffered; b > 0 && b < resp.ContentLength {
 			n, err := resp.Body.Read(f.buf[:min(b, int64(cap(f.buf)))])
 			f.buf, first, firstErr = f.buf[:n], int64(n), err
 		}
@@ -136,7 +135,7 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 		// client's first byte.
 		f.reserved = max(resp.ContentLength, 0)
 		f.release = h.cache.Reserve(f.reserved)
-		n, err := h.copyBody(f, resp, idle, first, firstErr)
+		err := h.copyBody(f, resp, idle, first, firstErr)
 		idle.Stop()
 		cancel()
 		resp.Body.Close()
@@ -149,7 +148,7 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 				RequestTime:  reqTime,
 				ResponseTime: respTime,
 			}
-			if h.storeChecked(req, resp, wire.Load(), n, f.key, e) {
+			if h.storeChecked(req, resp, ex, f.key, e) {
 				h.metrics.stored.Inc()
 			}
 		}
@@ -169,22 +168,22 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 // Content-Length.
 const msgTooLong = "origin sent more than its Content-Length; not stored"
 
-// storeChecked stores e, resp's entry (whose body was bodyLen bytes), under
-// key unless the origin sent more bytes than resp announced: its
-// Content-Length was then wrong, and the body cut to it is not the object.
-// Bytes that arrive after the store, before the connection carries another
-// request, remove the entry again. Only a response framed by
-// Content-Length is checked; a chunked one has its own end.
-func (h *Handler) storeChecked(req *http.Request, resp *http.Response, wire *wireExchange, bodyLen int64, key string, e *cache.Entry) bool {
-	if wire == nil || resp.ContentLength < 0 {
+// storeChecked stores e, resp's entry, under key unless the origin sent more
+// bytes than resp announced: its Content-Length was then wrong, and the body
+// cut to it is not the object. Bytes that arrive after the store, before the
+// connection carries another request, remove the entry again. Only a
+// response framed by Content-Length is checked; a chunked one has its own
+// end.
+func (h *Handler) storeChecked(req *http.Request, resp *http.Response, ex *h1exchange, key string, e *cache.Entry) bool {
+	if resp.ContentLength < 0 {
 		return h.store(key, req.Header, e)
 	}
-	if wire.excess(bodyLen) {
+	if ex.excess() {
 		h.log.Warn(msgTooLong, "url", req.URL.Redacted(), "length", resp.ContentLength)
 		return false
 	}
 	stored := h.store(key, req.Header, e)
-	wire.watch(bodyLen, func() {
+	ex.watch(func() {
 		h.unstore(key, req.Header)
 		h.log.Warn(msgTooLong, "url", req.URL.Redacted(), "length", resp.ContentLength)
 	})
@@ -209,13 +208,12 @@ const reserveStep = 1 << 20
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 // copyBody reads resp's body into f, after the first bytes fill already
-// put there (and the error their read returned), and returns its length.
-// The error is nil only for a complete body: as long as Content-Length said,
+// put there (and the error their read returned). The error is nil only for a complete body: as long as Content-Length said,
 // or to a clean end when it said nothing.
-func (h *Handler) copyBody(f *flight, resp *http.Response, idle *time.Timer, first int64, firstErr error) (int64, error) {
+func (h *Handler) copyBody(f *flight, resp *http.Response, idle *time.Timer, first int64, firstErr error) error {
 	total := first
 	if firstErr != nil {
-		return total, bodyEnd(resp, total, firstErr)
+		return bodyEnd(resp, total, firstErr)
 	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
@@ -235,7 +233,7 @@ func (h *Handler) copyBody(f *flight, resp *http.Response, idle *time.Timer, fir
 		if n > 0 {
 			total += int64(n)
 			if resp.ContentLength >= 0 && total > resp.ContentLength {
-				return total, errors.New("body longer than its Content-Length")
+				return errors.New("body longer than its Content-Length")
 			}
 			if total > h.maxObject {
 				if f.storing { // only this goroutine changes it
@@ -255,11 +253,11 @@ func (h *Handler) copyBody(f *flight, resp *http.Response, idle *time.Timer, fir
 				// within spare: nothing to stop storing for.
 				f.commit(n)
 			} else if !f.write(buf[:n]) {
-				return total, errNoReaders
+				return errNoReaders
 			}
 		}
 		if err != nil {
-			return total, bodyEnd(resp, total, err)
+			return bodyEnd(resp, total, err)
 		}
 	}
 }

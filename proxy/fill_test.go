@@ -126,7 +126,7 @@ func (w warnings) wait(t *testing.T, msg, url string) {
 
 // TestBodyLongerThanContentLength: an origin that sends more bytes than its
 // Content-Length announced has its response served as announced (the
-// Transport cuts it there) but never stored, whether the extra bytes come
+// proxy reads no further) but never stored, whether the extra bytes come
 // with the body or after the proxy stored it, over plain HTTP and over TLS
 // (interception). Honest responses, with or without a 1xx before them, are
 // stored.

@@ -272,7 +272,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Close releases idle upstream connections.
-func (h *Handler) Close() { h.route().tr.CloseIdleConnections() }
+func (h *Handler) Close() { h.route().closeIdle() }
 
 // allowed reports whether the client at remoteAddr may use the proxy.
 func (h *Handler) allowed(remoteAddr string) bool {

@@ -23,9 +23,12 @@ type Upstream interface {
 }
 
 // route is how requests leave the proxy under one upstream configuration:
-// its own transport (pooled connections are tied to how they were dialed,
-// so a new configuration gets a new pool) and its tunnel dialer.
+// its own connection pools (pooled connections are tied to how they were
+// dialed, so a new configuration gets new pools) and its tunnel dialer.
 type route struct {
+	// h1 fetches what fills ask for (GET and HEAD); tr sends the other
+	// methods, and serves goproxy.
+	h1     *h1client
 	tr     *http.Transport
 	tunnel func(ctx context.Context, network, addr string) (net.Conn, error)
 	// tlsConf is the TLS client configuration for origins, cloned for
@@ -40,9 +43,9 @@ type route struct {
 func newRoute(u Upstream, parent string, dial func(ctx context.Context, network, addr string) (net.Conn, error), roots *x509.CertPool) *route {
 	rt := &route{
 		tunnel: dial,
-		// Origins verified. ALPN offers HTTP/1.1 alone: the Transport
-		// speaks nothing else on connections it did not make itself,
-		// and wireConn's byte counts need one exchange at a time.
+		// Origins verified. ALPN offers HTTP/1.1 alone: neither the
+		// Transport (on connections it did not make itself) nor h1client
+		// speaks anything else.
 		tlsConf: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots, NextProtos: []string{"http/1.1"}},
 	}
 	originDial := dial
@@ -53,15 +56,14 @@ func newRoute(u Upstream, parent string, dial func(ctx context.Context, network,
 	}
 	// Our own transport: never a proxy from the environment (HTTP_PROXY
 	// pointing at ourselves would loop), no transparent gzip (bytes pass
-	// through as the origin sent them), and a limit on every step. Every
-	// connection is a wireConn, so that a fill can tell a body longer than
-	// its Content-Length; HTTPS ones are made by dialTLS rather than by
-	// the Transport, so that the wireConn sits above TLS and counts
-	// plaintext (the Transport then ignores TLSClientConfig and
-	// TLSHandshakeTimeout: dialTLS applies both).
+	// through as the origin sent them), and a limit on every step. HTTPS
+	// connections are made by dialTLS, as h1client's are, so that they
+	// reach the origin the way CONNECT tunnels do (the Transport then
+	// ignores TLSClientConfig and TLSHandshakeTimeout: dialTLS applies
+	// both).
 	rt.tr = &http.Transport{
 		Proxy:                 nil,
-		DialContext:           wireDial(originDial),
+		DialContext:           originDial,
 		DialTLSContext:        rt.dialTLS,
 		ResponseHeaderTimeout: responseHeaderTimeout,
 		ExpectContinueTimeout: time.Second,
@@ -75,20 +77,24 @@ func newRoute(u Upstream, parent string, dial func(ctx context.Context, network,
 		rt.tr.Proxy = func(req *http.Request) (*url.URL, error) {
 			if req.URL.Scheme == "https" {
 				// dialTLS reaches the origin through the parent
-				// itself (CONNECT or SOCKS); were a proxy named here,
-				// the Transport would CONNECT on its own and do TLS
-				// below our wireConn.
+				// itself (CONNECT or SOCKS), as for h1client; were a
+				// proxy named here, the Transport would CONNECT on
+				// its own.
 				return nil, nil
 			}
 			return u.ProxyURL(req)
 		}
 	}
+	rt.h1 = &h1client{dial: originDial, dialTLS: rt.dialTLS}
+	if u != nil {
+		rt.h1.proxyURL = u.ProxyURL
+	}
 	return rt
 }
 
-// dialTLS is the Transport's DialTLSContext: a byte stream to addr opened
-// as CONNECT tunnels are (directly or through the parent), TLS to the origin
-// over it, and a wireConn above that. Errors are the tunnel dialer's and
+// dialTLS is how HTTPS origins are reached (the Transport's
+// DialTLSContext): a byte stream to addr opened as CONNECT tunnels are
+// (directly or through the parent), and TLS to the origin over it. Errors are the tunnel dialer's and
 // crypto/tls's own, so that errorReason names a failing parent (as for
 // tunnels), an origin that timed out, or a certificate that could not be
 // verified.
@@ -110,7 +116,7 @@ func (rt *route) dialTLS(ctx context.Context, network, addr string) (net.Conn, e
 		raw.Close()
 		return nil, err
 	}
-	return newWireConn(tc), nil
+	return tc, nil
 }
 
 // SetUpstream sends new requests and tunnels through u (nil: direct);
@@ -120,8 +126,14 @@ func (rt *route) dialTLS(ctx context.Context, network, addr string) (net.Conn, e
 func (h *Handler) SetUpstream(u Upstream, parent string) {
 	old := h.routes.Swap(newRoute(u, parent, h.direct, h.opts.UpstreamRoots))
 	if old != nil {
-		old.tr.CloseIdleConnections()
+		old.closeIdle()
 	}
+}
+
+// closeIdle closes the route's idle upstream connections.
+func (rt *route) closeIdle() {
+	rt.tr.CloseIdleConnections()
+	rt.h1.closeIdle()
 }
 
 func (h *Handler) route() *route { return h.routes.Load() }
@@ -130,6 +142,19 @@ func (h *Handler) route() *route { return h.routes.Load() }
 // naming the parent: the client cannot answer a challenge meant for us.
 func (rt *route) roundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := rt.tr.RoundTrip(req)
+	return rt.rejected(req, resp, err)
+}
+
+// fetch sends a fill's GET or HEAD on this route, as roundTrip does, and
+// returns the exchange the response came on as well.
+func (rt *route) fetch(req *http.Request) (*http.Response, *h1exchange, error) {
+	resp, ex, err := rt.h1.roundTrip(req)
+	resp, err = rt.rejected(req, resp, err)
+	return resp, ex, err
+}
+
+// rejected turns an HTTP parent's 407 to req into a parentRejectedError.
+func (rt *route) rejected(req *http.Request, resp *http.Response, err error) (*http.Response, error) {
 	if err != nil || resp.StatusCode != http.StatusProxyAuthRequired {
 		return resp, err
 	}

@@ -1,0 +1,9 @@
+//go:build !unix
+
+package proxy
+
+import "net"
+
+// peekIdle cannot look at the socket here: a connection the origin closed is
+// found when the request on it fails, and the request is sent again.
+func peekIdle(net.Conn) bool { return true }
