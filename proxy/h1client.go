@@ -166,8 +166,10 @@ func (cl *h1client) roundTrip(req *http.Request) (*http.Response, *h1exchange, e
 		}
 		// A pooled connection the origin closed while it was idle fails
 		// before any response byte: the request was not processed, and
-		// a GET or HEAD is safe to send again (as the Transport does).
-		if !reused || !errors.Is(err, errNothingRead) || attempt == maxAttempts || req.Context().Err() != nil {
+		// a GET or HEAD is safe to send again (as the Transport does),
+		// unless it had a body, which is gone.
+		replayable := req.Body == nil || req.Body == http.NoBody
+		if !reused || !replayable || !errors.Is(err, errNothingRead) || attempt == maxAttempts || req.Context().Err() != nil {
 			return nil, nil, err
 		}
 	}

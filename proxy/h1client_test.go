@@ -194,3 +194,25 @@ func TestH1ClientBoundsTheHead(t *testing.T) {
 		})
 	}
 }
+
+// A request with a body is not sent again after a failure: its body is
+// gone.
+func TestH1ClientDoesNotResendABody(t *testing.T) {
+	o := newRawOrigin(t, nil, func(c net.Conn, n int32) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		c.Close() // without saying so: the pooled connection is dead
+	})
+	cl := newTestH1(t, true) // peekIdle cannot tell: the request fails
+	if status, _, err := h1get(t, cl, "GET", o.URL+"/"); err != nil || status != 200 {
+		t.Fatalf("first GET = %d, %v", status, err)
+	}
+	// A body of unknown length: sent again, it would go out empty.
+	body := io.MultiReader(strings.NewReader("body"))
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", o.URL+"/", body)
+	if _, _, err := cl.roundTrip(req); err == nil {
+		t.Error("GET with a body on a dead connection succeeded; want its failure, not a resend")
+	}
+	if n := o.requests.Load(); n != 1 {
+		t.Errorf("origin got %d requests, want 1 (the body's request not sent again)", n)
+	}
+}
