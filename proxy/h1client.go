@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,8 +56,10 @@ const (
 	// max1xx is how many interim responses one request may get (as the
 	// Transport allows).
 	max1xx = 5
-	// maxAttempts bounds the pooled connections a request tries that the
-	// origin had closed, before one it dials.
+	// maxAttempts bounds the attempts of a request whose pooled
+	// connections turn out closed; the last one dials. peekIdle weeds out
+	// most such connections before any attempt, but cannot see through a
+	// SOCKS connection's wrapper.
 	maxAttempts = 4
 )
 
@@ -73,6 +76,7 @@ type h1conn struct {
 	// The fields below are guarded by cl.mu.
 	seq    uint64 // numbers the exchanges, from 1
 	inPool bool
+	inUse  bool // taken from the pool for a request
 	expiry *time.Timer
 	// watching is non-nil while a goroutine watches the idle connection
 	// for bytes after a stored response (see h1exchange.watch); it is
@@ -156,7 +160,7 @@ func (cl *h1client) roundTrip(req *http.Request) (*http.Response, *h1exchange, e
 		return nil, nil, err
 	}
 	for attempt := 1; ; attempt++ {
-		pc, reused, err := cl.get(req.Context(), key, addr, tls, parent != nil)
+		pc, reused, err := cl.get(req.Context(), key, addr, tls, parent != nil, attempt < maxAttempts)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -178,9 +182,10 @@ func (cl *h1client) roundTrip(req *http.Request) (*http.Response, *h1exchange, e
 // errNothingRead marks an exchange that failed before any response byte.
 var errNothingRead = errors.New("connection closed before a response")
 
-// get returns an idle connection for key, or dials one.
-func (cl *h1client) get(ctx context.Context, key, addr string, useTLS, toParent bool) (pc *h1conn, reused bool, err error) {
-	for {
+// get returns an idle connection for key (when pooled is true), or dials
+// one.
+func (cl *h1client) get(ctx context.Context, key, addr string, useTLS, toParent, pooled bool) (pc *h1conn, reused bool, err error) {
+	for pooled {
 		cl.mu.Lock()
 		pc = cl.popLocked(key)
 		cl.mu.Unlock()
@@ -214,10 +219,9 @@ func (cl *h1client) popLocked(key string) *h1conn {
 		return nil
 	}
 	pc := conns[len(conns)-1]
-	conns[len(conns)-1] = nil
-	cl.idle[key] = conns[:len(conns)-1]
+	cl.setIdleLocked(key, slices.Delete(conns, len(conns)-1, len(conns)))
 	cl.nidle--
-	pc.inPool = false
+	pc.inPool, pc.inUse = false, true
 	pc.seq++ // the exchange before is over: a late watch no longer applies
 	if pc.expiry != nil {
 		pc.expiry.Stop()
@@ -246,8 +250,49 @@ func (pc *h1conn) usable() bool {
 			return false
 		}
 	}
+	usable, pending := peekIdle(pc.raw)
+	if pending && pc.late != nil && pc.lateBytes() {
+		// They came after a stored response, and the watcher had not
+		// read them yet.
+		pc.late()
+	}
 	pc.late = nil
-	return pc.br.Buffered() == 0 && peekIdle(pc.raw)
+	return usable && pc.br.Buffered() == 0 && !pc.tlsPending()
+}
+
+// lateBytes reads what is waiting on a connection that is not going to be
+// reused and reports whether it is data: over TLS, the bytes on the socket
+// may be a close_notify alert instead. The wait is bounded, and only taken
+// when bytes are there.
+func (pc *h1conn) lateBytes() bool {
+	if pc.c.SetReadDeadline(time.Now().Add(lateReadWait)) != nil {
+		return false
+	}
+	_, err := pc.br.Peek(1)
+	return err == nil
+}
+
+// lateReadWait bounds lateBytes: enough for TLS to decrypt a record that is
+// already on the socket.
+const lateReadWait = 10 * time.Millisecond
+
+// tlsPending reports whether TLS holds bytes it has read off the wire for
+// the connection beyond what was asked of it: a body followed, in the same
+// record, by more than its Content-Length. They are in neither br nor the
+// socket. It never blocks: with the deadline passed, tls.Conn returns only
+// what it already holds (a timeout leaves the connection usable).
+func (pc *h1conn) tlsPending() bool {
+	if pc.c == pc.raw || pc.br.Buffered() > 0 {
+		return pc.br.Buffered() > 0
+	}
+	if pc.c.SetReadDeadline(aLongTimeAgo) != nil {
+		return true
+	}
+	_, err := pc.br.Peek(1)
+	if pc.c.SetReadDeadline(time.Time{}) != nil {
+		return true
+	}
+	return err == nil
 }
 
 // aLongTimeAgo is a deadline that has passed: a read blocked on the
@@ -267,7 +312,7 @@ func (cl *h1client) put(pc *h1conn) {
 	}
 	cl.idle[pc.key] = append(cl.idle[pc.key], pc)
 	cl.nidle++
-	pc.inPool = true
+	pc.inPool, pc.inUse = true, false
 	if pc.expiry == nil {
 		pc.expiry = time.AfterFunc(idleConnTimeout, func() { cl.expire(pc) })
 	} else {
@@ -290,7 +335,7 @@ func (cl *h1client) removeLocked(pc *h1conn) bool {
 	conns := cl.idle[pc.key]
 	for i, c := range conns {
 		if c == pc {
-			cl.idle[pc.key] = append(conns[:i], conns[i+1:]...)
+			cl.setIdleLocked(pc.key, slices.Delete(conns, i, i+1))
 			cl.nidle--
 			pc.inPool = false
 			pc.seq++
@@ -298,6 +343,16 @@ func (cl *h1client) removeLocked(pc *h1conn) bool {
 		}
 	}
 	return false
+}
+
+// setIdleLocked sets key's idle connections, forgetting key when there are
+// none: a forward proxy meets origins without end.
+func (cl *h1client) setIdleLocked(key string, conns []*h1conn) {
+	if len(conns) == 0 {
+		delete(cl.idle, key)
+		return
+	}
+	cl.idle[key] = conns
 }
 
 // closeIdle closes the idle connections, and every other one once its
@@ -460,7 +515,7 @@ func (b *h1body) Close() error {
 func (b *h1body) end(clean bool) {
 	b.done, b.eof = true, clean
 	stopped := b.stop()
-	extra := b.pc.br.Buffered() > 0
+	extra := b.pc.br.Buffered() > 0 || (clean && stopped && b.pc.tlsPending())
 	if clean && b.framed && extra {
 		// Bytes past Content-Length: no response of their own (RFC 9112
 		// §6.3), and the length the origin gave was wrong.
@@ -511,19 +566,22 @@ func (ex *h1exchange) watch(late func()) {
 		// deadline (usable) ends it.
 		_, err := pc.br.Peek(1)
 		cl.mu.Lock()
-		idle := pc.inPool && pc.seq == ex.seq && cl.removeLocked(pc)
+		if pc.inUse {
+			// Taken: usable reads what we saw.
+			cl.mu.Unlock()
+			return
+		}
+		idle := pc.inPool && cl.removeLocked(pc)
 		var late func()
-		if idle {
-			pc.watching = nil
-			if err == nil {
-				late, pc.late = pc.late, nil
-			}
+		if err == nil {
+			// Bytes, whether the connection is still idle or was
+			// just closed by expire or closeIdle.
+			late, pc.late = pc.late, nil
 		}
 		cl.mu.Unlock()
-		if !idle {
-			return // taken: usable reads what we saw
+		if idle {
+			pc.c.Close()
 		}
-		pc.c.Close()
 		if late != nil {
 			late()
 		}
