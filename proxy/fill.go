@@ -20,8 +20,9 @@ import (
 // starter's goroutine, which would only wait for the head anyway: a handoff
 // to a goroutine of its own and back cost 15-28 µs a miss (sequential
 // no-store 4 KiB misses through the binary, median of 3000, alternating
-// builds). A body headed for the flight is read on a goroutine of its own,
-// so that the starter hanging up does not stop it.
+// builds). A body headed for the flight is read on a goroutine of its own
+// (f.readBody), so that the starter hanging up does not stop it; the first
+// reader to wait for bytes, or to leave, starts it (see flight.kick).
 func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd string, registered bool) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(req.Context()))
 	idle := time.AfterFunc(h.idleTimeout, cancel)
@@ -125,9 +126,7 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 	// made before.
 	storedHeader := resp.Header.Clone()
 	delete(storedHeader, "Content-Length")
-	close(f.head)
-
-	go func() {
+	f.readBody = func() {
 		// The body's bytes count against the cache while they arrive
 		// (see cache.Reserve); copyBody extends the reservation of a
 		// body of unknown length as it grows. Reserved after the head is
@@ -161,7 +160,8 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 			h.metrics.upstreamErrors.Inc()
 			h.log.Warn("upstream body failed", "url", req.URL.Redacted(), "err", err)
 		}
-	}()
+	}
+	close(f.head)
 }
 
 // msgTooLong is the warning for an origin that sent more than its

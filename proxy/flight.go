@@ -73,6 +73,26 @@ type flight struct {
 	// joinable is false once a newcomer could no longer read the body from
 	// its start.
 	joinable bool // protects: mu
+
+	// readBody reads the body into the flight. It is set before head
+	// closes and started by the first reader that has taken every byte
+	// so far (or leaves): see kick.
+	readBody  func()
+	bodyStart sync.Once
+}
+
+// kick starts reading the body, once. It is left to the readers rather
+// than done as the head settles, so that the starter writes the head and
+// the bytes that came with it before a second goroutine of the fill
+// competes with it for a CPU (the origin, sending the rest, holds the
+// other one on a 2-core machine); the starter then waits for bytes, and the
+// body's goroutine takes its place. 16 MiB misses after the cache-hit
+// phases of the benchmark: first byte 1.02x Squid's against 1.20x without
+// (medians of 40, three alternating pairs).
+func (f *flight) kick() {
+	if f.readBody != nil {
+		f.bodyStart.Do(func() { go f.readBody() })
+	}
 }
 
 func newFlight(key string) *flight {
@@ -126,6 +146,7 @@ func (r *flightReader) Read(p []byte) (int, error) {
 			}
 			return 0, io.EOF
 		}
+		f.kick()
 		f.cond.Wait()
 	}
 }
@@ -148,6 +169,7 @@ func (r *flightReader) WriteTo(w io.Writer) (int64, error) {
 			continue
 		}
 		for !r.closed && r.pos >= f.off+int64(len(f.buf)) && !f.complete {
+			f.kick()
 			f.cond.Wait()
 		}
 		if r.closed {
@@ -184,6 +206,7 @@ func (r *flightReader) WriteTo(w io.Writer) (int64, error) {
 
 func (r *flightReader) Close() error {
 	f := r.f
+	f.kick()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !r.closed {
