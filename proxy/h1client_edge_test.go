@@ -556,19 +556,7 @@ func TestH1EdgeWatchedConnectionReused(t *testing.T) {
 func TestH1EdgeWatchLateBytes(t *testing.T) {
 	for _, takenFirst := range []bool{false, true} {
 		t.Run(map[bool]string{false: "watcher first", true: "taken first"}[takenFirst], func(t *testing.T) {
-			release, sent := make(chan struct{}), make(chan struct{})
-			o := newRawOrigin(t, nil, func(c net.Conn, n int32) {
-				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n%02d", n)
-				if n != 1 {
-					return
-				}
-				select {
-				case <-release:
-					io.WriteString(c, "garbage")
-					close(sent)
-				case <-t.Context().Done():
-				}
-			})
+			o, release, sent := lateOrigin(t, "garbage")
 			dialed := make(chan *edgeConn, 4)
 			cl := newEdgeH1(t, false, dialed)
 			req, _ := http.NewRequestWithContext(t.Context(), "GET", o.URL+"/", nil)

@@ -149,28 +149,36 @@ func TestH1ClientReplacesAClosedIdleConnection(t *testing.T) {
 	}
 }
 
-// Bytes that arrive on an idle connection answer no request: the next
-// request does not read them as its response.
-func TestH1ClientDropsBytesSentToAnIdleConnection(t *testing.T) {
-	release, sent := make(chan struct{}), make(chan struct{})
-	o := newRawOrigin(t, nil, func(c net.Conn, n int32) {
-		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nCache-Control: no-store\r\n\r\n%02d", n)
+// lateOrigin answers request n with the body fmt.Sprintf("%02d", n) and,
+// once release is closed, sends junk on the first request's connection,
+// then closes sent: bytes after a complete response.
+func lateOrigin(t *testing.T, junk string) (o *rawOrigin, release chan<- struct{}, sent <-chan struct{}) {
+	rel, done := make(chan struct{}), make(chan struct{})
+	o = newRawOrigin(t, nil, func(c net.Conn, n int32) {
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n%02d", n)
 		if n != 1 {
 			return
 		}
 		select {
-		case <-release:
-			io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
-			close(sent)
+		case <-rel:
+			io.WriteString(c, junk)
+			close(done)
 		case <-t.Context().Done():
 		}
 	})
+	return o, rel, done
+}
+
+// Bytes that arrive on an idle connection answer no request: the next
+// request does not read them as its response.
+func TestH1ClientDropsBytesSentToAnIdleConnection(t *testing.T) {
+	o, release, sent := lateOrigin(t, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
 	cl := newTestH1(t, false)
 	if status, body, err := h1get(t, cl, "GET", o.URL+"/"); err != nil || status != 200 || body != "01" {
 		t.Fatalf("first GET = %d %q, %v", status, body, err)
 	}
 	close(release)
-	<-sent
+	waitFor(t, sent, "bytes sent to the idle connection")
 	if status, body, err := h1get(t, cl, "GET", o.URL+"/"); err != nil || status != 200 || body != "02" {
 		t.Fatalf("GET after bytes on the idle connection = %d %q, %v; want 200 %q", status, body, err, "02")
 	}
