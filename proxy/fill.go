@@ -208,8 +208,9 @@ const reserveStep = 1 << 20
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 // copyBody reads resp's body into f, after the first bytes fill already
-// put there (and the error their read returned). The error is nil only for a complete body: as long as Content-Length said,
-// or to a clean end when it said nothing.
+// put there (and the error their read returned). The error is nil only for
+// a complete body: as long as Content-Length said, or to a clean end when
+// it said nothing.
 func (h *Handler) copyBody(f *flight, resp *http.Response, idle *time.Timer, first int64, firstErr error) error {
 	total := first
 	if firstErr != nil {
