@@ -326,28 +326,7 @@ func (b *bench) phaseHTTPSHits(kind string, size int64, nobj int) {
 	}
 	b.checkAlive("after the HTTPS warm-up of " + kind + " objects")
 	ts = b.tlsTargets()
-	results := map[string]*loadResult{}
-	reqs := map[string][][]byte{}
-	for _, t := range ts {
-		for _, p := range paths {
-			reqs[t.name] = append(reqs[t.name], t.request("GET", p, ""))
-		}
-	}
-	slice := b.cfg.dur / time.Duration(b.cfg.rounds)
-	for round := range b.cfg.rounds {
-		for _, t := range ts {
-			if results[t.name] != nil && results[t.name].errs+results[t.name].bad > 0 {
-				continue
-			}
-			logf("%s HTTPS hits via %s: %d conns, %v + %v (round %d/%d)", kind, t.name, b.cfg.conns, b.cfg.warm, slice, round+1, b.cfg.rounds)
-			res := runLoad(t, reqs[t.name], size, b.cfg.conns, b.cfg.warm, slice, b.pids(t))
-			if acc := results[t.name]; acc != nil {
-				acc.merge(res)
-			} else {
-				results[t.name] = &res
-			}
-		}
-	}
+	results := b.loadRounds(kind+" HTTPS hits", ts, paths, size)
 	plain := b.hitRows[kind]
 	for _, t := range ts {
 		res := results[t.name]

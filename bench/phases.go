@@ -183,30 +183,7 @@ func (b *bench) phaseHits(kind string, size int64, nobj int) {
 		}
 	}
 	b.checkAlive("after the warm-up of " + kind + " objects")
-	// The columns take turns, cfg.rounds times, so that a change in the
-	// machine's background load does not favour one of them.
-	results := map[string]*loadResult{}
-	reqs := map[string][][]byte{}
-	for _, t := range b.targets {
-		for _, p := range paths {
-			reqs[t.name] = append(reqs[t.name], t.request("GET", p, ""))
-		}
-	}
-	slice := b.cfg.dur / time.Duration(b.cfg.rounds)
-	for round := range b.cfg.rounds {
-		for _, t := range b.targets {
-			if results[t.name] != nil && results[t.name].errs+results[t.name].bad > 0 {
-				continue
-			}
-			logf("%s hits via %s: %d conns, %v + %v (round %d/%d)", kind, t.name, b.cfg.conns, b.cfg.warm, slice, round+1, b.cfg.rounds)
-			res := runLoad(t, reqs[t.name], size, b.cfg.conns, b.cfg.warm, slice, b.pids(t))
-			if acc := results[t.name]; acc != nil {
-				acc.merge(res)
-			} else {
-				results[t.name] = &res
-			}
-		}
-	}
+	results := b.loadRounds(kind+" hits", b.targets, paths, size)
 	for _, t := range b.targets {
 		res := results[t.name]
 		v, rate := hitRate(kind, res)
@@ -219,6 +196,35 @@ func (b *bench) phaseHits(kind string, size int64, nobj int) {
 		}
 		rw.cells[t.name] = val(v)
 	}
+}
+
+// loadRounds runs the hit load on paths against each of ts: the columns take
+// turns, cfg.rounds times, so that a change in the machine's background load
+// does not favour one of them. A column that failed sits out the rest.
+func (b *bench) loadRounds(phase string, ts []*target, paths []string, size int64) map[string]*loadResult {
+	results := map[string]*loadResult{}
+	reqs := map[string][][]byte{}
+	for _, t := range ts {
+		for _, p := range paths {
+			reqs[t.name] = append(reqs[t.name], t.request("GET", p, ""))
+		}
+	}
+	slice := b.cfg.dur / time.Duration(b.cfg.rounds)
+	for round := range b.cfg.rounds {
+		for _, t := range ts {
+			if results[t.name] != nil && results[t.name].errs+results[t.name].bad > 0 {
+				continue
+			}
+			logf("%s via %s: %d conns, %v + %v (round %d/%d)", phase, t.name, b.cfg.conns, b.cfg.warm, slice, round+1, b.cfg.rounds)
+			res := runLoad(t, reqs[t.name], size, b.cfg.conns, b.cfg.warm, slice, b.pids(t))
+			if acc := results[t.name]; acc != nil {
+				acc.merge(res)
+			} else {
+				results[t.name] = &res
+			}
+		}
+	}
+	return results
 }
 
 func hitHeaderName(t *target) string {
