@@ -631,23 +631,7 @@ func TestConnectTunnel(t *testing.T) {
 	fmt.Sscan(port, &pr.Lo)
 	pr.Hi = pr.Lo
 	p := newTestProxy(t, Options{TunnelAllowedPorts: []PortRange{pr}})
-	c, err := net.Dial("tcp", p.url.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", ln.Addr(), ln.Addr())
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("CONNECT: %v %v", resp, err)
-	}
-	io.WriteString(c, "ping")
-	buf := make([]byte, 4)
-	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "ping" {
-		t.Errorf("tunnel echo = %q, %v", buf, err)
-	}
+	openTunnel(t, p, ln.Addr().String()) // CONNECT answered 200, and "ping" echoed
 }
 
 func TestHeadDoesNotDisturbStoredGet(t *testing.T) {

@@ -30,8 +30,8 @@ func openTunnel(t *testing.T, p *testProxy, echo string) (net.Conn, *bufio.Reade
 	}
 	io.WriteString(c, "ping")
 	buf := make([]byte, 4)
-	if _, err := io.ReadFull(br, buf); err != nil {
-		t.Fatal(err)
+	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("tunnel echo = %q, %v", buf, err)
 	}
 	return c, br
 }
