@@ -132,21 +132,56 @@ func TestH1ClientClosesWhatItCannotReuse(t *testing.T) {
 func TestH1ClientReplacesAClosedIdleConnection(t *testing.T) {
 	for _, hide := range []bool{false, true} {
 		t.Run(fmt.Sprintf("socket hidden=%v", hide), func(t *testing.T) {
+			closed := make(chan struct{}, 3)
 			o := newRawOrigin(t, nil, func(c net.Conn, n int32) {
 				// No "Connection: close": the client takes the
 				// connection for reusable, then finds it closed.
 				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n%02d", n)
 				c.Close()
+				closed <- struct{}{}
 			})
 			cl := newTestH1(t, hide)
+			var conns []*writeCounter
+			if !hide {
+				d := &net.Dialer{}
+				cl.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+					c, err := d.DialContext(ctx, network, addr)
+					if err != nil {
+						return nil, err
+					}
+					wc := &writeCounter{TCPConn: c.(*net.TCPConn)}
+					conns = append(conns, wc)
+					return wc, nil
+				}
+			}
 			for i := 1; i <= 3; i++ {
 				status, body, err := h1get(t, cl, "GET", o.URL+"/")
 				if want := fmt.Sprintf("%02d", i); err != nil || status != 200 || body != want {
 					t.Fatalf("GET %d = %d %q, %v; want 200 %q", i, status, body, err, want)
 				}
+				waitFor(t, closed, "the origin closing the connection")
+			}
+			// peekIdle saw each close: no request was written on a
+			// closed connection (and sent again).
+			for i, c := range conns {
+				if n := c.writes.Load(); n != 1 {
+					t.Errorf("connection %d carried %d request writes, want 1", i+1, n)
+				}
 			}
 		})
 	}
+}
+
+// writeCounter counts the writes on a TCP connection, which stays visible
+// to peekIdle.
+type writeCounter struct {
+	*net.TCPConn
+	writes atomic.Int32
+}
+
+func (c *writeCounter) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.TCPConn.Write(p)
 }
 
 // lateOrigin answers request n with the body fmt.Sprintf("%02d", n) and,
