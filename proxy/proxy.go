@@ -211,7 +211,7 @@ func New(opts Options) (*Handler, error) {
 		if infoFrom(r.Context()).intercepted {
 			ctx.RoundTripper = goproxy.RoundTripperFunc(h.roundTripIntercepted)
 		} else {
-			ctx.RoundTripper = goproxy.RoundTripperFunc(h.roundTrip)
+			ctx.RoundTripper = goproxy.RoundTripperFunc(h.roundTripChecked)
 		}
 		return r, nil
 	})
@@ -269,6 +269,57 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.gp.ServeHTTP(lw, r)
 	}
 	h.metrics.countRequest(info.outcome, info.source, lw.bytes)
+	if info.bodyErr != nil {
+		// goproxy logs a failed body copy and returns as if it were
+		// done, and net/http would then end a chunked body with its
+		// last chunk, or give a small one a Content-Length: a download
+		// cut short upstream would reach the client whole. Aborting
+		// closes the connection with the body unfinished instead.
+		h.log.Warn("response body failed; closing the client connection", "url", r.URL.Redacted(), "err", info.bodyErr)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// roundTripChecked is roundTrip for requests ServeHTTP passes to goproxy:
+// it notes in the request's reqInfo when the response body fails, so that
+// ServeHTTP can abort the response (see there).
+func (h *Handler) roundTripChecked(req *http.Request, pctx *goproxy.ProxyCtx) (*http.Response, error) {
+	resp, err := h.roundTrip(req, pctx)
+	if resp != nil && resp.Body != nil && resp.Body != http.NoBody {
+		resp.Body = &checkedBody{ReadCloser: resp.Body, info: infoFrom(req.Context())}
+	}
+	return resp, err
+}
+
+// checkedBody records in info the first error other than io.EOF that
+// reading it, or writing it out with WriteTo, returns.
+type checkedBody struct {
+	io.ReadCloser
+	info *reqInfo
+}
+
+func (b *checkedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && b.info.bodyErr == nil {
+		b.info.bodyErr = err
+	}
+	return n, err
+}
+
+// WriteTo keeps the body's own WriteTo (a fill's reader hands its buffer
+// over in large writes), or copies through Read.
+func (b *checkedBody) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	var err error
+	if wt, ok := b.ReadCloser.(io.WriterTo); ok {
+		n, err = wt.WriteTo(w)
+	} else {
+		n, err = io.Copy(w, struct{ io.Reader }{b.ReadCloser})
+	}
+	if err != nil && b.info.bodyErr == nil {
+		b.info.bodyErr = err
+	}
+	return n, err
 }
 
 // Close releases idle upstream connections.

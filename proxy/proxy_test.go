@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -744,5 +745,48 @@ func TestCacheStatusAppended(t *testing.T) {
 		if len(got) != 2 || got[0] != "parent; hit" || got[1] != want {
 			t.Errorf("Cache-Status = %q, want [\"parent; hit\" %q]", got, want)
 		}
+	}
+}
+
+// TestChunkedBodyCutShortReachesClientCutShort: an origin that closes its
+// connection before a chunked body's last chunk must not have the proxy
+// end the body for it. goproxy ignores a failed body copy, and net/http
+// would then write the last chunk, or send a small body with a
+// Content-Length: a truncated download would look complete.
+func TestChunkedBodyCutShortReachesClientCutShort(t *testing.T) {
+	tests := []struct {
+		name         string
+		method       string
+		cacheControl string
+		size         int
+	}{
+		{"stored fill", http.MethodGet, "max-age=60", 50000},
+		{"small stored fill", http.MethodGet, "max-age=60", 22},
+		{"not stored", http.MethodGet, "no-store", 50000},
+		{"POST", http.MethodPost, "", 50000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+				if tt.cacheControl != "" {
+					w.Header().Set("Cache-Control", tt.cacheControl)
+				}
+				w.Write(bytes.Repeat([]byte("x"), tt.size))
+				w.(http.Flusher).Flush() // chunked: no Content-Length
+				panic(http.ErrAbortHandler)
+			})
+			p := newTestProxy(t, Options{})
+			req, _ := http.NewRequestWithContext(t.Context(), tt.method, o.URL+"/f", nil)
+			resp, err := p.client.Do(req)
+			if err != nil {
+				return // cut short before the head: the client knows
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err == nil {
+				t.Fatalf("%s: read %d bytes and a clean end (Content-Length %d, Transfer-Encoding %v); want an error",
+					tt.method, len(b), resp.ContentLength, resp.TransferEncoding)
+			}
+		})
 	}
 }

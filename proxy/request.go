@@ -31,6 +31,9 @@ type reqInfo struct {
 	key    string       // primary cache key
 	stored *cache.Entry // stale or unusable stored response, if any
 	fwd    string       // Cache-Status fwd value for a forwarded request
+
+	// bodyErr is why the response body failed part way (checkedBody).
+	bodyErr error
 }
 
 type infoKey struct{}
