@@ -26,7 +26,13 @@ func (h *Handler) adminMux(reg *prometheus.Registry) http.Handler {
 	return mux
 }
 
-func (h *Handler) serveAdmin(w http.ResponseWriter, r *http.Request) { h.admin.ServeHTTP(w, r) }
+// serveAdmin serves a page of the proxy's own. Like every response it
+// carries Cache-Status and Via (SPEC); nothing was looked up or forwarded.
+func (h *Handler) serveAdmin(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Status", cacheStatusName+"; detail=admin")
+	w.Header().Set("Via", viaValue)
+	h.admin.ServeHTTP(w, r)
+}
 
 var statusPage = template.Must(template.New("status").Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>stageproxy</title>

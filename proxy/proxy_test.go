@@ -610,6 +610,9 @@ func TestAdminPages(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
 			t.Errorf("GET %s = %d, body lacks %q:\n%s", path, resp.StatusCode, want, b)
 		}
+		if cs := resp.Header.Get("Cache-Status"); cs != "stageproxy; detail=admin" {
+			t.Errorf("GET %s: Cache-Status %q, want %q", path, cs, "stageproxy; detail=admin")
+		}
 	}
 }
 
@@ -788,5 +791,26 @@ func TestChunkedBodyCutShortReachesClientCutShort(t *testing.T) {
 					tt.method, len(b), resp.ContentLength, resp.TransferEncoding)
 			}
 		})
+	}
+}
+
+// TestNoContentTypeAdded: a response without Content-Type gets none from
+// the proxy, on a miss and on a hit (net/http would guess one from the
+// body).
+func TestNoContentTypeAdded(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header()["Content-Type"] = nil
+		io.WriteString(w, "<html>plain text that looks like HTML</html>")
+	})
+	p := newTestProxy(t, Options{})
+	for _, want := range []string{"miss", "hit"} {
+		resp, _ := p.get(t, o.URL+"/t")
+		if ct, ok := resp.Header["Content-Type"]; ok {
+			t.Errorf("%s: Content-Type %q, want none", want, ct)
+		}
+	}
+	if n := o.count("/t"); n != 1 {
+		t.Errorf("origin saw %d requests, want 1", n)
 	}
 }

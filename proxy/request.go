@@ -94,13 +94,25 @@ func (w *logWriter) clearDeadline() {
 func (w *logWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
+		noSniff(w.Header())
 	}
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// noSniff stops net/http from adding a Content-Type guessed from the body
+// to a response that has none: a proxy passes the origin's fields on as
+// they are (and HEAD, which has no body to guess from, would disagree
+// with GET).
+func noSniff(h http.Header) {
+	if _, ok := h["Content-Type"]; !ok {
+		h["Content-Type"] = nil
+	}
 }
 
 func (w *logWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+		noSniff(w.Header())
 	}
 	if w.writeTimeout <= 0 || w.bytes+int64(len(p)) <= deadlineAfter {
 		n, err := w.ResponseWriter.Write(p)
