@@ -42,6 +42,16 @@ func removeHopByHop(h http.Header) {
 // forwards and responses it returns.
 const viaValue = "1.1 stageproxy"
 
+// receivedVia is the Via entry for a request stageproxy forwards: its
+// protocol is the one the request was received in (RFC 9110 §7.6.3), 1.0
+// for an HTTP/1.0 client.
+func receivedVia(r *http.Request) string {
+	if r.ProtoMajor == 1 && r.ProtoMinor == 0 {
+		return "1.0 stageproxy"
+	}
+	return viaValue
+}
+
 // maxViaHops bounds how many stageproxy hops a request may already carry:
 // chains of a few (node proxy → core proxy, as Stackato deployed Polipo) are
 // fine; a request that went round more often is looping.

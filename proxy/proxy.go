@@ -259,7 +259,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	removeHopByHop(r.Header)
-	r.Header["Via"] = append(r.Header["Via"], viaValue)
+	r.Header["Via"] = append(r.Header["Via"], receivedVia(r))
 	if e, age := h.freshFromCache(r, info); e != nil {
 		// A fresh hit needs nothing of goproxy's: write it here, saving
 		// its per-request work on the path that must be fastest.

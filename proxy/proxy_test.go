@@ -814,3 +814,23 @@ func TestNoContentTypeAdded(t *testing.T) {
 		t.Errorf("origin saw %d requests, want 1", n)
 	}
 }
+
+// TestViaNamesTheClientsProtocol: a request received over HTTP/1.0 goes on
+// with "Via: 1.0 stageproxy" (RFC 9110 §7.6.3), one over 1.1 with 1.1.
+func TestViaNamesTheClientsProtocol(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		fmt.Fprint(w, "x")
+	})
+	p := newTestProxy(t, Options{})
+	host := strings.TrimPrefix(o.URL, "http://")
+	for proto, want := range map[string]string{"HTTP/1.0": "1.0 stageproxy", "HTTP/1.1": "1.1 stageproxy"} {
+		raw := "GET " + o.URL + "/v HTTP/" + proto[5:] + "\r\nHost: " + host + "\r\nConnection: close\r\n\r\n"
+		if code := rawExchange(t, p.url.Host, raw); code != 200 {
+			t.Fatalf("%s: status %d", proto, code)
+		}
+		if got := o.lastRequest("/v").Header.Get("Via"); got != want {
+			t.Errorf("%s: origin got Via %q, want %q", proto, got, want)
+		}
+	}
+}
