@@ -252,6 +252,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveAdmin(lw, r)
 		return
 	}
+	if reason := badTarget(r); reason != "" {
+		info.outcome = "bad-request"
+		h.metrics.countRequest("bad-request", "", 0)
+		writeError(lw, http.StatusBadRequest, reason)
+		return
+	}
 	if h.self.match(r) || viaHops(r.Header) >= maxViaHops {
 		info.outcome = "loop"
 		h.metrics.countRequest("loop", "", 0)
@@ -338,6 +344,37 @@ func (h *Handler) allowed(remoteAddr string) bool {
 		}
 	}
 	return false
+}
+
+// badTarget says what is wrong with the target of a proxied request, or
+// "" when nothing is: a target without a host would be dialled on the
+// proxy's own machine (CONNECT :22, http:///x), and other schemes than
+// http and https, or a port out of range, cannot be fetched.
+func badTarget(r *http.Request) string {
+	var host, port string
+	if r.Method == http.MethodConnect {
+		h, p, err := net.SplitHostPort(r.Host)
+		if err != nil {
+			return "CONNECT target " + strconv.Quote(r.Host) + " is not HOST:PORT"
+		}
+		host, port = h, p
+	} else {
+		switch r.URL.Scheme {
+		case "http", "https":
+		default:
+			return "scheme " + strconv.Quote(r.URL.Scheme) + " is not proxied (only http and https)"
+		}
+		host, port = r.URL.Hostname(), r.URL.Port()
+	}
+	if host == "" {
+		return "request target " + strconv.Quote(r.RequestURI) + " has no host"
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "port " + strconv.Quote(port) + " in " + strconv.Quote(r.RequestURI) + " is not a port number (1-65535)"
+		}
+	}
+	return ""
 }
 
 func hostOnly(hostport string) string {

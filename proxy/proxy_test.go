@@ -118,6 +118,8 @@ func newOrigin(t *testing.T, handler http.HandlerFunc) *origin {
 	return o
 }
 
+func (o *origin) port() string { return o.URL[strings.LastIndex(o.URL, ":")+1:] }
+
 func (o *origin) count(path string) int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -553,6 +555,11 @@ func TestMalformedRequests(t *testing.T) {
 		{"huge header", "GET http://" + host + "/ HTTP/1.1\r\nHost: " + host + "\r\nX-Big: " + strings.Repeat("a", 200<<10) + "\r\n\r\n", http.StatusRequestHeaderFieldsTooLarge},
 		{"Content-Length and Transfer-Encoding", "POST http://" + host + "/ HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", http.StatusBadRequest},
 		{"CONNECT to a port not allowed", "CONNECT " + host + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n", http.StatusForbidden},
+		{"CONNECT without a host", "CONNECT :" + o.port() + " HTTP/1.1\r\nHost: :" + o.port() + "\r\n\r\n", http.StatusBadRequest},
+		{"CONNECT without a port", "CONNECT 127.0.0.1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", http.StatusBadRequest},
+		{"URL without a host", "GET http:///x HTTP/1.1\r\nHost: " + host + "\r\n\r\n", http.StatusBadRequest},
+		{"port out of range", "GET http://127.0.0.1:99999/ HTTP/1.1\r\nHost: 127.0.0.1:99999\r\n\r\n", http.StatusBadRequest},
+		{"scheme not proxied", "GET ftp://" + host + "/ HTTP/1.1\r\nHost: " + host + "\r\n\r\n", http.StatusBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
