@@ -85,7 +85,13 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 	if !storable {
 		// Not shared: the starter streams straight from upstream, with
 		// nothing held here; joiners fetch on their own.
-		if stale != nil {
+		//
+		// A response that replaces a revalidated one removes it (its
+		// successor is not storable), except a 5xx: RFC 9111 §4.3.3 lets
+		// the cache forward that or act as if the origin had not answered,
+		// never discard what it holds. One passing 503 must not cost the
+		// next client a full download.
+		if stale != nil && resp.StatusCode < 500 {
 			h.cache.Delete(f.key)
 		}
 		f.shared = false
