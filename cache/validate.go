@@ -38,6 +38,29 @@ var hopByHop = []string{
 // on it and some origins send 304s with a shorter Vary (npm/cli#3656).
 var keptOn304 = []string{"Content-Length", "Content-Encoding", "Vary"}
 
+// SelectedBy304 reports whether a 304 with header h304 identifies e for
+// update (RFC 9111 §4.3.4). A 304 that carries a strong ETag selects only
+// a stored response with that same strong ETag; one that carries only a
+// weak ETag selects a response whose ETag matches it weakly. A 304 without
+// an ETag (an origin answering If-Modified-Since) selects e, the one
+// response we asked about. Otherwise the origin is describing some other
+// representation than the one stored, and e must not be updated from it:
+// merging would serve the old body under the new validator.
+func SelectedBy304(e *Entry, h304 http.Header) bool {
+	tag := strings.TrimSpace(h304.Get("Etag"))
+	if tag == "" {
+		return true
+	}
+	stored := strings.TrimSpace(e.Header.Get("Etag"))
+	if stored == "" {
+		return false
+	}
+	if !strings.HasPrefix(tag, "W/") {
+		return tag == stored // strong comparison (RFC 9110 §8.8.3.2)
+	}
+	return weakMatch(tag, stored)
+}
+
 // Merge304 returns a new Entry: e with its header updated from the header of
 // a 304 that validated it (RFC 9111 §4.3.4, §3.2), and the times of that
 // exchange. Every field of the 304 replaces the stored one, except

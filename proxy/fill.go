@@ -40,6 +40,26 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 	reqTime := h.now()
 	f.route = h.route()
 	resp, ex, err := f.route.fetch(out)
+	// conditional is whether resp answers our validators: only then may a
+	// 304 update stale.
+	conditional := stale != nil
+	if err == nil && conditional && resp.StatusCode == http.StatusNotModified && !cache.SelectedBy304(stale, resp.Header) {
+		// The 304 names a validator the stored response does not have
+		// (say a new strong ETag to our If-Modified-Since): RFC 9111
+		// §4.3.4 forbids updating the stored response from it, and it
+		// has no body to serve. Ask again without validators, as for a
+		// miss; what comes back replaces the stored response (or, if not
+		// storable, removes it below).
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		resp.Body.Close()
+		for _, k := range conditionalHeaders {
+			out.Header.Del(k)
+		}
+		conditional = false
+		h.metrics.upstreamRequests.Inc()
+		reqTime = h.now()
+		resp, ex, err = f.route.fetch(out)
+	}
 	respTime := h.now()
 	fail := func(err error) {
 		idle.Stop()
@@ -60,7 +80,7 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 	removeHopByHop(resp.Header)
 	fwdStatus := cacheStatusName + "; fwd=" + fwd + "; fwd-status=" + strconv.Itoa(resp.StatusCode)
 
-	if stale != nil && resp.StatusCode == http.StatusNotModified {
+	if conditional && resp.StatusCode == http.StatusNotModified {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 		resp.Body.Close()
 		idle.Stop()

@@ -42,3 +42,42 @@ func TestRevalidation5xxKeepsStored(t *testing.T) {
 		t.Errorf("request after the outage sent If-None-Match %q, want \"v1\" (the stored response was dropped)", inm)
 	}
 }
+
+// TestRevalidation304WithOtherETag: a 304 whose strong ETag the stored
+// response does not have must not update it (RFC 9111 §4.3.4); the proxy
+// fetches the object again instead of serving the old body under the new
+// ETag.
+func TestRevalidation304WithOtherETag(t *testing.T) {
+	const lastModified = "Mon, 01 Jan 2024 00:00:00 GMT"
+	var changed atomic.Bool
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Last-Modified", lastModified)
+		if !changed.Load() {
+			// Validated on every use, by If-Modified-Since only.
+			w.Header().Set("Cache-Control", "no-cache")
+			w.Write([]byte("old body"))
+			return
+		}
+		w.Header().Set("ETag", `"brand-new"`)
+		w.Header().Set("Cache-Control", "max-age=100")
+		if r.Header.Get("If-Modified-Since") != "" {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Write([]byte("new body"))
+	})
+	p := newTestProxy(t, Options{})
+	p.get(t, o.URL+"/v")
+
+	changed.Store(true)
+	resp, body := p.get(t, o.URL+"/v")
+	if body != "new body" || resp.Header.Get("Etag") != `"brand-new"` {
+		t.Errorf("GET after the change = ETag %q body %q, want \"brand-new\" and the new body", resp.Header.Get("Etag"), body)
+	}
+	if r := o.lastRequest("/v"); r.Header.Get("If-Modified-Since") != "" {
+		t.Errorf("last request to the origin had If-Modified-Since %q, want an unconditional GET", r.Header.Get("If-Modified-Since"))
+	}
+	if resp, body = p.get(t, o.URL+"/v"); body != "new body" || resp.Header.Get("Cache-Status") != statusHit {
+		t.Errorf("next GET = Cache-Status %q body %q, want a hit on the new body", resp.Header.Get("Cache-Status"), body)
+	}
+}
