@@ -226,8 +226,8 @@ func (h *Handler) upstreamError(req *http.Request, info *reqInfo, rt *route, err
 // or starting one. stale is the stored response to revalidate, if any.
 func (h *Handler) fetchShared(req *http.Request, info *reqInfo, key string, stale *cache.Entry, fwd string) (*http.Response, error) {
 	// A joiner that cannot use the flight it found (the response is not
-	// shared, varies differently, or its start is gone) tries again; the
-	// last attempt fetches on a flight of its own.
+	// shared, varies differently, is not fresh for it, or its start is
+	// gone) tries again; the last attempt fetches on a flight of its own.
 	const attempts = 3
 	for i := 0; i < attempts; i++ {
 		f, r := h.startOrJoin(req, key, stale, fwd, i < attempts-1)
@@ -265,6 +265,17 @@ func (h *Handler) fetchShared(req *http.Request, info *reqInfo, key string, stal
 		}
 		if joined {
 			if f.varyNames != nil && !slices.Equal(cache.VaryValues(req.Header, f.varyNames), f.varyValues) {
+				continue
+			}
+			// Collapsing hands the joiner a response fetched for
+			// someone else, exactly as a hit would: allowed only when
+			// the stored copy could answer it now without validation
+			// (RFC 9111 §4). Not for a response that is stale on
+			// arrival (no-cache, max-age=0, no freshness at all), whose
+			// Set-Cookie and content were meant for its requester, nor
+			// when the joiner's own directives ask for validation
+			// (pip's max-age=0).
+			if fresh, _ := cache.Check(req, f.stored, h.now()); fresh != cache.Fresh {
 				continue
 			}
 			if r = f.newReader(); r == nil {

@@ -152,6 +152,8 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 	// made before.
 	storedHeader := resp.Header.Clone()
 	delete(storedHeader, "Content-Length")
+	f.stored = &cache.Entry{Status: resp.StatusCode, Header: storedHeader, RequestTime: reqTime, ResponseTime: respTime}
+	f.stored.Prepare()
 	f.readBody = func() {
 		// The body's bytes count against the cache while they arrive
 		// (see cache.Reserve); copyBody extends the reservation of a

@@ -43,6 +43,10 @@ type flight struct {
 	// shared is false when the response turned out not to be storable:
 	// only the initiator reads it, straight from upstream.
 	shared bool
+	// stored is the shared response as the cache will hold it, without its
+	// body: a joiner may read the flight only when this could answer it
+	// from the cache without validation (see Handler.fetchShared).
+	stored *cache.Entry
 
 	mu   sync.Mutex
 	cond sync.Cond // signals new bytes, completion, or a reader leaving
