@@ -22,8 +22,8 @@ func TestMemoryBoundedAfterChurn(t *testing.T) {
 	key := func(i int) string { return fmt.Sprintf("http://example.com/blob/%03d", i) }
 	for i := range numObjects {
 		e := &Entry{Status: 200, Body: make([]byte, bodySize)}
-		if !c.Set(key(i), e) {
-			t.Fatalf("Set(%q) = false, want true", key(i))
+		if err := c.Set(key(i), e); err != nil {
+			t.Fatalf("Set(%q) = %v, want nil", key(i), err)
 		}
 	}
 

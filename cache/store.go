@@ -3,6 +3,7 @@ package cache
 import (
 	"container/list"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/dgraph-io/ristretto/v2"
@@ -13,8 +14,13 @@ type Config struct {
 	// MaxBytes bounds the total cost (Entry.Cost) of stored entries.
 	// Required.
 	MaxBytes int64
-	// MaxObjectBytes bounds the cost of one entry; zero means MaxBytes/4.
-	// A value above MaxBytes acts as MaxBytes.
+	// MaxObjectBytes bounds the body of one entry (len(Entry.Body)), so
+	// that a response of exactly this length is stored: it is the
+	// operator's maxObjectSize, the largest response body stored, and the
+	// proxy decides from a response's Content-Length alone, before its
+	// headers are final, whether it will be stored. Zero means MaxBytes/4;
+	// a value above MaxBytes acts as MaxBytes. The whole entry, headers
+	// included (Entry.Cost), must also fit in MaxBytes.
 	MaxObjectBytes int64
 	// OnEvict, if not nil, is called for every entry the cache drops to make
 	// room for another (not for Delete, nor for a key replaced by Set). It
@@ -22,6 +28,17 @@ type Config struct {
 	// cache's locks are released, so it may call the Cache; keep it cheap.
 	OnEvict func(key string, cost int64)
 }
+
+// Errors Set returns for an entry it did not store.
+var (
+	// ErrTooLarge: the body is above MaxObjectBytes, or the whole entry
+	// above MaxBytes.
+	ErrTooLarge = errors.New("cache: entry too large")
+	// ErrClosed: the cache is closed.
+	ErrClosed = errors.New("cache: closed")
+	// ErrDropped: ristretto did not keep the entry.
+	ErrDropped = errors.New("cache: entry dropped by the store")
+)
 
 // Stats are counters and gauges of a Cache.
 type Stats struct {
@@ -183,36 +200,44 @@ func (c *Cache) getSlow(key string) (*Entry, bool) {
 
 // Set stores e under key, replacing any entry already there and evicting
 // least recently used entries to make room. It is synchronous: a Get after
-// it returns sees e (until a later Set, Delete or eviction). It returns false
-// when e was not stored: e is nil, its cost is above MaxObjectBytes (nothing
-// is evicted then), the cache is closed, or ristretto refused it. e must not
-// be modified after Set.
-func (c *Cache) Set(key string, e *Entry) bool {
+// it returns sees e (until a later Set, Delete or eviction). It returns an
+// error when e was not stored, saying why: ErrTooLarge when its body is
+// above MaxObjectBytes or its cost above MaxBytes (nothing is evicted
+// then), ErrClosed, or ErrDropped when ristretto refused it. e must not be
+// modified after Set.
+func (c *Cache) Set(key string, e *Entry) error {
 	if e == nil {
-		return false
+		return errors.New("cache: nil entry")
+	}
+	if n := int64(len(e.Body)); n > c.maxObject {
+		return fmt.Errorf("%w: body of %d bytes, above the %d-byte object limit", ErrTooLarge, n, c.maxObject)
 	}
 	cost := e.Cost(key)
-	if cost > c.maxObject {
-		return false
+	if cost > c.maxBytes {
+		return fmt.Errorf("%w: %d bytes with its headers, above the %d-byte cache", ErrTooLarge, cost, c.maxBytes)
 	}
 
 	var victims []lruItem
-	stored := c.set(key, e, cost, &victims)
+	err := c.set(key, e, cost, &victims)
 	if c.onEvict != nil {
 		for _, v := range victims {
 			c.onEvict(v.key, v.cost)
 		}
 	}
-	return stored
+	return err
 }
+
+// MaxObjectBytes is the largest body Set stores (Config.MaxObjectBytes
+// after defaults and capping).
+func (c *Cache) MaxObjectBytes() int64 { return c.maxObject }
 
 // set does Set's work under setMu and appends evicted entries to victims,
 // for the caller to report once the locks are released.
-func (c *Cache) set(key string, e *Entry, cost int64, victims *[]lruItem) bool {
+func (c *Cache) set(key string, e *Entry, cost int64, victims *[]lruItem) error {
 	c.setMu.Lock()
 	defer c.setMu.Unlock()
 	if c.closed {
-		return false
+		return ErrClosed
 	}
 
 	// Make room in the index first: the replaced entry's old cost is freed
@@ -261,7 +286,10 @@ func (c *Cache) set(key string, e *Entry, cost int64, victims *[]lruItem) bool {
 	case indexed:
 		c.removeLocked(el)
 	}
-	return stored
+	if !stored {
+		return ErrDropped
+	}
+	return nil
 }
 
 // evictLocked drops least recently used entries other than keep until need

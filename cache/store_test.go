@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -82,8 +83,8 @@ func TestStoreSetThenGet(t *testing.T) {
 			for i := range 2000 {
 				key := fmt.Sprintf("http://example.com/%05d", i)
 				e := entryOfCost(t, key, tt.cost)
-				if !c.Set(key, e) {
-					t.Fatalf("Set(%q) = false, want true", key)
+				if err := c.Set(key, e); err != nil {
+					t.Fatalf("Set(%q) = %v, want nil", key, err)
 				}
 				if got, ok := c.Get(key); !ok || got != e {
 					t.Fatalf("Get(%q) after Set = %p, %v, want %p, true", key, got, ok, e)
@@ -156,8 +157,8 @@ func TestStoreLRUOrder(t *testing.T) {
 				tt.touch(c)
 			}
 			for _, i := range tt.insert {
-				if !c.Set(key(i), entryOfCost(t, key(i), 100)) {
-					t.Fatalf("Set(%q) = false, want true", key(i))
+				if err := c.Set(key(i), entryOfCost(t, key(i), 100)); err != nil {
+					t.Fatalf("Set(%q) = %v, want nil", key(i), err)
 				}
 			}
 
@@ -184,17 +185,23 @@ func TestStoreLRUOrder(t *testing.T) {
 }
 
 func TestStoreRefusesOversize(t *testing.T) {
+	// The object limit bounds the body, so that a response of exactly
+	// maxObjectSize is stored; the whole entry must fit in the cache.
+	const big = "big"
+	overhead := (&Entry{Status: 200}).Cost(big) // cost of an empty body
 	tests := []struct {
-		name      string
-		cfg       Config
-		cost      int64
-		wantStore bool
+		name    string
+		cfg     Config
+		body    int64
+		wantErr error
 	}{
-		{name: "above default MaxBytes/4", cfg: Config{MaxBytes: 1000}, cost: 251},
-		{name: "exactly default MaxBytes/4", cfg: Config{MaxBytes: 1000}, cost: 250, wantStore: true},
-		{name: "above MaxObjectBytes", cfg: Config{MaxBytes: 1000, MaxObjectBytes: 100}, cost: 101},
-		{name: "MaxObjectBytes above MaxBytes", cfg: Config{MaxBytes: 1000, MaxObjectBytes: 5000}, cost: 1001},
-		{name: "exactly MaxBytes", cfg: Config{MaxBytes: 1000, MaxObjectBytes: 1000}, cost: 1000, wantStore: true},
+		{name: "above default MaxBytes/4", cfg: Config{MaxBytes: 1000}, body: 251, wantErr: ErrTooLarge},
+		{name: "exactly default MaxBytes/4", cfg: Config{MaxBytes: 1000}, body: 250},
+		{name: "above MaxObjectBytes", cfg: Config{MaxBytes: 1000, MaxObjectBytes: 100}, body: 101, wantErr: ErrTooLarge},
+		{name: "exactly MaxObjectBytes", cfg: Config{MaxBytes: 1000, MaxObjectBytes: 100}, body: 100},
+		{name: "MaxObjectBytes above MaxBytes", cfg: Config{MaxBytes: 1000, MaxObjectBytes: 5000}, body: 1001, wantErr: ErrTooLarge},
+		{name: "entry exactly MaxBytes", cfg: Config{MaxBytes: 1000, MaxObjectBytes: 1000}, body: 1000 - overhead},
+		{name: "body fits, entry above MaxBytes", cfg: Config{MaxBytes: 1000, MaxObjectBytes: 1000}, body: 1000 - overhead + 1, wantErr: ErrTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -208,14 +215,14 @@ func TestStoreRefusesOversize(t *testing.T) {
 			}
 			before := c.Stats()
 
-			const big = "big"
-			if got := c.Set(big, entryOfCost(t, big, tt.cost)); got != tt.wantStore {
-				t.Fatalf("Set(%q) with cost %d = %v, want %v", big, tt.cost, got, tt.wantStore)
+			wantStore := tt.wantErr == nil
+			if err := c.Set(big, &Entry{Status: 200, Body: make([]byte, tt.body)}); !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Set(%q) with a %d-byte body = %v, want %v", big, tt.body, err, tt.wantErr)
 			}
-			if _, ok := c.Get(big); ok != tt.wantStore {
-				t.Errorf("Get(%q) ok = %v, want %v", big, ok, tt.wantStore)
+			if _, ok := c.Get(big); ok != wantStore {
+				t.Errorf("Get(%q) ok = %v, want %v", big, ok, wantStore)
 			}
-			if tt.wantStore {
+			if wantStore {
 				if s := c.Stats(); s.Bytes > tt.cfg.MaxBytes {
 					t.Errorf("Stats().Bytes = %d, want <= %d", s.Bytes, tt.cfg.MaxBytes)
 				}
@@ -254,8 +261,8 @@ func TestStoreReplaceKeepsBytesExact(t *testing.T) {
 			var last *Entry
 			for i, cost := range tt.costs {
 				last = entryOfCost(t, key, cost)
-				if !c.Set(key, last) {
-					t.Fatalf("Set(%q) with cost %d = false, want true", key, cost)
+				if err := c.Set(key, last); err != nil {
+					t.Fatalf("Set(%q) with cost %d = %v, want nil", key, cost, err)
 				}
 				if i == 0 {
 					for j := range tt.fill {
@@ -317,8 +324,8 @@ func TestStoreIndexFollowsRistretto(t *testing.T) {
 			breakIt: func(t *testing.T, c *Cache) {
 				c.rc.UpdateMaxCost(50) // the policy now rejects cost 100
 				defer c.rc.UpdateMaxCost(c.maxBytes)
-				if c.Set("c", entryOfCost(t, "c", 100)) {
-					t.Errorf("Set(%q) = true while ristretto rejects it, want false", "c")
+				if err := c.Set("c", entryOfCost(t, "c", 100)); !errors.Is(err, ErrDropped) {
+					t.Errorf("Set(%q) = %v while ristretto rejects it, want ErrDropped", "c", err)
 				}
 			},
 			wantStats: Stats{Objects: 2, Bytes: 200},
@@ -471,8 +478,8 @@ func TestStoreReserve(t *testing.T) {
 	wantStats(t, c, Stats{Objects: 7, Bytes: 700, Evictions: 4})
 
 	// The finished entry takes the room the reservation freed: no eviction.
-	if !c.Set(key(11), entryOfCost(t, key(11), 250)) {
-		t.Fatal("Set after release = false, want true")
+	if err := c.Set(key(11), entryOfCost(t, key(11), 250)); err != nil {
+		t.Fatalf("Set after release = %v, want nil", err)
 	}
 	if len(evicted) != 4 {
 		t.Errorf("Set into released room evicted %q", evicted[4:])

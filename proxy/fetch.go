@@ -130,7 +130,8 @@ func variantKey(key string, marker *cache.Entry, reqHeader http.Header) string {
 }
 
 // store puts e under key, or under its variant key when the response varies.
-func (h *Handler) store(key string, reqHeader http.Header, e *cache.Entry) bool {
+// The error says why the cache did not take it.
+func (h *Handler) store(key string, reqHeader http.Header, e *cache.Entry) error {
 	e.Prepare()
 	names, _ := cache.VaryNames(e.Header)
 	if len(names) == 0 {
@@ -139,7 +140,9 @@ func (h *Handler) store(key string, reqHeader http.Header, e *cache.Entry) bool 
 	marker, ok := h.cache.Get(key)
 	if !ok || !marker.IsVaryMarker() || !slices.Equal(marker.Vary, names) {
 		marker = &cache.Entry{Vary: names, VaryID: newVaryID()}
-		h.cache.Set(key, marker)
+		if err := h.cache.Set(key, marker); err != nil {
+			return err // a variant without its marker could never be found
+		}
 	}
 	e.Vary = names
 	e.VaryValues = cache.VaryValues(reqHeader, names)

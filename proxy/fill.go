@@ -101,7 +101,7 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 
 	f.resp = resp
 	storable := cache.Storable(req, resp.StatusCode, resp.Header) &&
-		resp.ContentLength <= h.maxObject
+		resp.ContentLength <= h.maxBody()
 	if !storable {
 		// Not shared: the starter streams straight from upstream, with
 		// nothing held here; joiners fetch on their own.
@@ -196,26 +196,36 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 // Content-Length.
 const msgTooLong = "origin sent more than its Content-Length; not stored"
 
+// maxBody is the largest body stored: maxObjectSize, or the cache's own
+// limit if that is lower, so that a body the fill decides to store is one
+// the cache accepts.
+func (h *Handler) maxBody() int64 {
+	return min(h.maxObject, h.cache.MaxObjectBytes())
+}
+
 // storeChecked stores e, resp's entry, under key unless the origin sent more
 // bytes than resp announced: its Content-Length was then wrong, and the body
 // cut to it is not the object. Bytes that arrive after the store, before the
 // connection carries another request, remove the entry again. Only a
 // response framed by Content-Length is checked; a chunked one has its own
-// end.
+// end. An entry the cache refuses is logged with the reason: its response
+// has already told the client "stored".
 func (h *Handler) storeChecked(req *http.Request, resp *http.Response, ex *h1exchange, key string, e *cache.Entry) bool {
-	if resp.ContentLength < 0 {
-		return h.store(key, req.Header, e)
-	}
-	if ex.excess() {
+	if resp.ContentLength >= 0 && ex.excess() {
 		h.log.Warn(msgTooLong, "url", req.URL.Redacted(), "length", resp.ContentLength)
 		return false
 	}
-	stored := h.store(key, req.Header, e)
-	ex.watch(func() {
-		h.unstore(key, req.Header)
-		h.log.Warn(msgTooLong, "url", req.URL.Redacted(), "length", resp.ContentLength)
-	})
-	return stored
+	if err := h.store(key, req.Header, e); err != nil {
+		h.log.Warn("not stored", "url", req.URL.Redacted(), "err", err)
+		return false
+	}
+	if resp.ContentLength >= 0 {
+		ex.watch(func() {
+			h.unstore(key, req.Header)
+			h.log.Warn(msgTooLong, "url", req.URL.Redacted(), "length", resp.ContentLength)
+		})
+	}
+	return true
 }
 
 // unstore removes what store put under key for a request with reqHeader:
@@ -264,16 +274,16 @@ func (h *Handler) copyBody(f *flight, resp *http.Response, idle *time.Timer, fir
 			if resp.ContentLength >= 0 && total > resp.ContentLength {
 				return errors.New("body longer than its Content-Length")
 			}
-			if total > h.maxObject {
+			if total > h.maxBody() {
 				if f.storing { // only this goroutine changes it
 					f.stopStoring()
 					f.release()
-					h.log.Info("not stored: body grew past maxObjectSize", "url", resp.Request.URL.Redacted(), "maxObjectSize", h.maxObject)
+					h.log.Info("not stored: body grew past maxObjectSize", "url", resp.Request.URL.Redacted(), "maxObjectSize", h.maxBody())
 				}
 			} else if total > f.reserved {
 				// A body of unknown length: reserve a step ahead,
 				// as one reservation of the new total.
-				f.reserved = min(max(total, f.reserved+reserveStep), h.maxObject)
+				f.reserved = min(max(total, f.reserved+reserveStep), h.maxBody())
 				f.release()
 				f.release = h.cache.Reserve(f.reserved)
 			}

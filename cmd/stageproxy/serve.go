@@ -110,7 +110,7 @@ or KiB, MiB, GiB (powers of 1024), e.g. 100MB or 64MiB.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.listen, "listen", "", "address to listen on, HOST:PORT (overrides proxyAddress and proxyPort; port 0 picks a free port)")
 	fl.StringVar(&f.cacheSize, "cache-size", "", "bytes the cache may hold, SIZE (overrides cacheSize; default 100MB)")
-	fl.StringVar(&f.maxObjectSize, "max-object-size", "", "largest response stored, SIZE (overrides maxObjectSize; default 32MiB, at most half the cache)")
+	fl.StringVar(&f.maxObjectSize, "max-object-size", "", "largest response body stored, SIZE (overrides maxObjectSize; default 32MiB, at most half the cache)")
 	fl.StringVar(&f.logFile, "log-file", "", "append the log to FILE instead of standard error (overrides logFile)")
 	fl.StringVar(&f.mitmCA, "mitm-ca", "", "directory of the CA made by `ca init`: intercept HTTPS to --mitm-hosts with it")
 	fl.StringVar(&f.mitmHosts, "mitm-hosts", "", "hosts whose HTTPS is intercepted and cached: names and *.suffix, comma-separated")
