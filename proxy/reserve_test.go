@@ -72,6 +72,15 @@ func TestFillReservesCacheRoom(t *testing.T) {
 			if n, err := io.Copy(io.Discard, resp.Body); err != nil || n != half {
 				t.Fatalf("rest of the body: %d bytes, %v", n, err)
 			}
+			// The client has every byte once they are written, which
+			// can be before the fill stores them. The next request on
+			// the same connection is read only after the first one's
+			// handler returned, and that waits for the fill's end.
+			resp.Body.Close()
+			p.get(t, o.URL+"/new")
+			if n := o.count("/new"); n != 1 {
+				t.Errorf("origin saw %d requests for /new, want 1", n)
+			}
 			if st := c.Stats(); st.Reserved != 0 || st.Objects != 1 || st.Bytes < 2*half {
 				t.Errorf("after the fill: %+v, want the body stored and nothing reserved", st)
 			}
