@@ -299,14 +299,24 @@ func (h *Handler) fetchShared(req *http.Request, info *reqInfo, key string, stal
 // fill runs so that the fill never sees a flight without readers. When
 // register is false the new flight is private to req.
 func (h *Handler) startOrJoin(req *http.Request, key string, stale *cache.Entry, fwd string, register bool) (*flight, *flightReader) {
+	hops := viaHops(req.Header)
 	h.mu.Lock()
 	if register {
 		if f, ok := h.flights[key]; ok {
-			h.mu.Unlock()
-			return f, nil
+			if f.hops == hops {
+				h.mu.Unlock()
+				return f, nil
+			}
+			// A request that has been through more (or fewer) proxies
+			// than the flight's own may be that very request come back
+			// round a loop of parents: joining would wait on itself
+			// until the header timeout. It fetches on its own, and
+			// after maxViaHops rounds the loop gets its 508.
+			register = false
 		}
 	}
 	f := newFlight(key)
+	f.hops = hops
 	r := f.newReader()
 	if register {
 		h.flights[key] = f

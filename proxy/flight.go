@@ -19,7 +19,8 @@ import (
 // Handler.fill). groupcache's singleflight cannot do this: it
 // hands its result over only when the call returns.
 type flight struct {
-	key string // the primary cache key
+	key  string // the primary cache key
+	hops int    // stageproxy entries in the starter's Via (see startOrJoin)
 
 	// head is closed once the fields below are set; they are read-only
 	// after that.

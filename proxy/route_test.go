@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stageproxy/stageproxy/internal/testparent"
 	"github.com/stageproxy/stageproxy/upstream"
@@ -210,5 +211,32 @@ func TestInterceptionThroughParent(t *testing.T) {
 	resp, body = fetch(t, p.httpsClient(t, ca.pool), origin.URL+"/dead")
 	if resp.StatusCode != http.StatusBadGateway || !strings.HasPrefix(body, "parent proxy "+deadAddr+" unreachable") {
 		t.Errorf("dead parent: %d %q, want 502 naming it unreachable", resp.StatusCode, body)
+	}
+}
+
+// TestParentLoopGets508: a proxy whose parent is itself answers 508 at
+// once. Each round of the loop carries one more Via entry; before, the
+// second round joined the first round's fill and waited on itself until
+// the response header timeout (then 504).
+func TestParentLoopGets508(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, "x")
+	})
+	p := newTestProxy(t, Options{})
+	p.h.SetUpstream(staticUpstream{p.url}, p.url.Host)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, o.URL+"/loop", nil)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusLoopDetected {
+		t.Errorf("status %d, want 508", resp.StatusCode)
+	}
+	if n := o.count("/loop"); n != 0 {
+		t.Errorf("origin saw %d requests, want 0", n)
 	}
 }
