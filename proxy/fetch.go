@@ -92,8 +92,12 @@ func (h *Handler) freshFromCache(req *http.Request, info *reqInfo) (*cache.Entry
 		return stored, age
 	}
 	info.fwd = "stale"
-	if age < cache.FreshnessLifetime(stored.Status, stored.Header, stored.ResponseTime) {
-		info.fwd = "request" // fresh, but the request's directives forbid using it
+	_, cc := req.Header["Cache-Control"]
+	_, pragma := req.Header["Pragma"]
+	if (cc || pragma) && age < cache.FreshnessLifetime(stored.Status, stored.Header, stored.ResponseTime) {
+		// Fresh, but the request's directives forbid using it. (Without
+		// any, what forbids it is the response's own no-cache.)
+		info.fwd = "request"
 	}
 	return nil, 0
 }

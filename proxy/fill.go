@@ -61,12 +61,17 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 		resp, ex, err = f.route.fetch(out)
 	}
 	respTime := h.now()
-	fail := func(err error) {
+	// fail settles the head on err; fwdStatus is the status the origin
+	// answered, or 0 when it did not answer.
+	fail := func(err error, fwdStatus int) {
 		idle.Stop()
 		cancel()
 		if stale != nil && cache.StaleIfError(req, stale, respTime, h.opts.ServeStaleOnError) {
+			if fwdStatus == 0 {
+				fwdStatus = errorStatus(err)
+			}
 			f.entry = stale
-			f.cacheStatus = cacheStatusName + "; fwd=stale; fwd-status=" + strconv.Itoa(errorStatus(err)) + "; detail=stale-if-error"
+			f.cacheStatus = cacheStatusName + "; fwd=stale; fwd-status=" + strconv.Itoa(fwdStatus) + "; detail=stale-if-error"
 		} else {
 			f.err = err
 		}
@@ -74,7 +79,7 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 		close(f.head)
 	}
 	if err != nil {
-		fail(err)
+		fail(err, 0)
 		return
 	}
 	removeHopByHop(resp.Header)
@@ -95,7 +100,7 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 	}
 	if stale != nil && resp.StatusCode >= 500 && cache.StaleIfError(req, stale, respTime, h.opts.ServeStaleOnError) {
 		resp.Body.Close()
-		fail(errors.New(resp.Status))
+		fail(errors.New(resp.Status), resp.StatusCode)
 		return
 	}
 

@@ -472,6 +472,10 @@ func TestStaleIfOriginDown(t *testing.T) {
 			if relaxed && (resp.StatusCode != 200 || body != "stored copy") {
 				t.Errorf("relaxed: %d %q, want the stale copy", resp.StatusCode, body)
 			}
+			const want = "stageproxy; fwd=stale; fwd-status=503; detail=stale-if-error"
+			if cs := resp.Header.Get("Cache-Status"); relaxed && cs != want {
+				t.Errorf("relaxed: Cache-Status %q, want %q (the origin's status)", cs, want)
+			}
 			if !relaxed && resp.StatusCode != http.StatusServiceUnavailable {
 				t.Errorf("strict: %d, want the origin's 503", resp.StatusCode)
 			}
@@ -838,6 +842,35 @@ func TestViaNamesTheClientsProtocol(t *testing.T) {
 		}
 		if got := o.lastRequest("/v").Header.Get("Via"); got != want {
 			t.Errorf("%s: origin got Via %q, want %q", proto, got, want)
+		}
+	}
+}
+
+// TestCacheStatusFwdForResponseNoCache: an entry stored with "no-cache,
+// max-age=60" is revalidated every time; with no directives in the request
+// Cache-Status says fwd=stale (RFC 9211: fwd=request is for requests whose
+// own directives prevented reuse), and fwd=request when they did.
+func TestCacheStatusFwdForResponseNoCache(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache, max-age=60")
+		w.Header().Set("ETag", `"n"`)
+		if r.Header.Get("If-None-Match") == `"n"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		fmt.Fprint(w, "n")
+	})
+	p := newTestProxy(t, Options{})
+	p.get(t, o.URL+"/n")
+	for _, tt := range []struct {
+		hdr  []string
+		want string
+	}{
+		{nil, "stageproxy; fwd=stale; fwd-status=304"},
+		{[]string{"Cache-Control", "max-age=0"}, "stageproxy; fwd=request; fwd-status=304"},
+	} {
+		if resp, _ := p.get(t, o.URL+"/n", tt.hdr...); resp.Header.Get("Cache-Status") != tt.want {
+			t.Errorf("request %v: Cache-Status %q, want %q", tt.hdr, resp.Header.Get("Cache-Status"), tt.want)
 		}
 	}
 }
