@@ -33,9 +33,10 @@ var (
 //     socks4, socks4a or socks5 (empty means socks5, Polipo's default);
 //   - for SOCKS5, socksAuthCredentials "user:pass" (RFC 1929); Polipo 1.0's
 //     socksUserName means nothing for SOCKS5 and is ignored;
-//   - for SOCKS4 and SOCKS4a, socksUserName is the user id; when it is
-//     empty, socksAuthCredentials is taken whole as the user id, as Polipo
-//     1.1.2 does;
+//   - for SOCKS4 and SOCKS4a, socksUserName is the user id;
+//     socksAuthCredentials is an error there: SOCKS4 has no password, and
+//     a "user:pass" left from a socks5 parent must never be sent as the
+//     user id (in clear) nor printed;
 //   - noProxy is a comma or blank separated list (see ParseNoProxy).
 //
 // Errors name the key but not the file or line, which the caller adds if it
@@ -80,12 +81,15 @@ func FromKeys(c *config.Config) (Config, error) {
 			}
 		case "socks4", "socks4a":
 			p.Kind = Kind(strings.ToLower(c.SocksProxyType))
+			if c.SocksAuthCredentials != "" {
+				// Most likely a socks5 parent's "user:pass" left
+				// behind when socksProxyType was changed by hand.
+				// Taking it as the user id would send the password
+				// in clear to the parent and print it in show.
+				return Config{}, fmt.Errorf("%s: a %s parent takes a user id, not a password (want socksUserName = USERID, or socksProxyType = socks5; the value is not shown)", keySocksAuthCredentials, p.Kind)
+			}
 			p.User = c.SocksUserName
 			credKey = keySocksUserName
-			if p.User == "" {
-				p.User = c.SocksAuthCredentials
-				credKey = keySocksAuthCredentials
-			}
 		default:
 			return Config{}, fmt.Errorf("%s: unsupported value %q (want socks4, socks4a or socks5)", keySocksProxyType, c.SocksProxyType)
 		}

@@ -24,6 +24,12 @@ func TestUpstreamProxyShowRun(t *testing.T) {
 			"http://u:xxxxx@p:3128 via socks4a://id@s:1080\n", ""},
 		{"bad parent", "parentProxy = 10.0.0.2\n", "", `parentProxy: missing port in "10.0.0.2" (want HOST:PORT)`},
 		{"bad file", "proxyPort = x\n", "", `:1: proxyPort: invalid port "x"`},
+		// A socks5 password left behind when socksProxyType was changed
+		// by hand: never printed, never taken as the SOCKS4 user id.
+		{"socks4 with socksAuthCredentials", "socksParentProxy = 10.0.0.3:1080\nsocksProxyType = socks4\nsocksAuthCredentials = bob:s3cr3t\n",
+			"", `socksAuthCredentials: a socks4 parent takes a user id, not a password`},
+		{"socks4a with socksAuthCredentials and a user id", "socksParentProxy = 10.0.0.3:1080\nsocksProxyType = socks4a\nsocksUserName = bob\nsocksAuthCredentials = bob:s3cr3t\n",
+			"", `socksAuthCredentials: a socks4a parent takes a user id, not a password`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,6 +51,9 @@ func TestUpstreamProxyShowRun(t *testing.T) {
 			}
 			if strings.Contains(stdout.String(), "s3cr3t") {
 				t.Errorf("show printed the password: %q", stdout.String())
+			}
+			if err != nil && strings.Contains(err.Error(), "s3cr3t") {
+				t.Errorf("show's error shows the password: %v", err)
 			}
 		})
 	}
