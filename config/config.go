@@ -15,6 +15,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/stageproxy/stageproxy/internal/redact"
 )
 
 // Defaults. Sizes follow the SI/IEC convention: MB is 10^6 bytes, MiB is
@@ -393,22 +396,57 @@ func lex(line string) (l lexed, ok bool) {
 		return l, false
 	}
 	eq := strings.IndexByte(t, '=')
-	if eq < 0 {
-		l.err = fmt.Sprintf("missing \"=\": %s (want name = value)", quoteShort(t))
+	if eq < 0 || !validName(strings.TrimRight(t[:eq], " \t")) {
+		l.err = nameError(t)
 		return l, true
 	}
 	l.name = strings.TrimRight(t[:eq], " \t")
-	if !validName(l.name) {
-		l.err = fmt.Sprintf("invalid variable name %s (want letters and digits, as in proxyPort)", quoteShort(l.name))
-		return l, true
-	}
 	v, comment, err := unquote(t[eq+1:])
 	if err != "" {
+		if secretKeys[strings.ToLower(l.name)] {
+			err = "unterminated quoted value (want a closing \"; the value is not shown)"
+		}
 		l.err = fmt.Sprintf("%s: %s", l.name, err)
 		return l, true
 	}
 	l.value, l.comment = v, comment
 	return l, true
+}
+
+// secretKeys hold a password, so messages never quote their values. Keys
+// are lower case: a line with a mistyped case is still hidden.
+var secretKeys = map[string]bool{
+	"parentauthcredentials": true,
+	"socksauthcredentials":  true,
+	"authcredentials":       true, // Polipo's own proxy password
+}
+
+// nameError is the message for a line whose name is missing or invalid:
+// "parentAuthCredentials bob:pw" (no "="), "proxy-port = 1". It quotes only
+// the name, never the rest of the line, which may be a password typed
+// without its "=" (or a value of a line broken in two), and it masks
+// nothing else because it shows nothing else.
+func nameError(t string) string {
+	i := 0
+	for i < len(t) && validName(t[i:i+1]) {
+		i++
+	}
+	word, rest := t[:i], strings.TrimLeft(t[i:], " \t")
+	switch {
+	case word == "" && strings.HasPrefix(rest, "="):
+		return "missing variable name before \"=\" (want name = value)"
+	case word == "":
+		return "missing variable name (want name = value; the line is not shown)"
+	case rest == "" || !strings.Contains(rest, "="):
+		want := "name"
+		if _, ok := keys[word]; ok || polipoOnly[word] {
+			want = word
+		}
+		return fmt.Sprintf("missing \"=\" after %s (want %s = value; the rest of the line is not shown)", quoteShort(word), want)
+	default:
+		r, _ := utf8.DecodeRuneInString(rest)
+		return fmt.Sprintf("invalid variable name: %q after %s (want letters and digits, as in proxyPort, then \"=\"; the rest of the line is not shown)", r, quoteShort(word))
+	}
 }
 
 func validName(s string) bool {
@@ -453,7 +491,7 @@ func unquote(s string) (value, comment, errMsg string) {
 		}
 	}
 	if inQuote {
-		return "", "", fmt.Sprintf("unterminated quoted value %s (want a closing \")", quoteShort(s))
+		return "", "", fmt.Sprintf("unterminated quoted value %s (want a closing \")", quoteShort(redact.Userinfo(s)))
 	}
 	return trimValue(b.String(), quoted), "", ""
 }

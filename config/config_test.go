@@ -167,12 +167,13 @@ func TestParseErrors(t *testing.T) {
 		line  int
 		want  string // substring of the message
 	}{
-		{"no equals", "# ok\nproxyPort 8123\n", 2, `missing "=": "proxyPort 8123" (want name = value)`},
+		{"no equals", "# ok\nproxyPort 8123\n", 2, `missing "=" after "proxyPort" (want proxyPort = value; the rest of the line is not shown)`},
 		{"unknown variable", "proxyPort = 1\n\nfooBar = 2\n", 3, `unknown variable "fooBar" (want one of allowedClients`},
 		{"wrong case", "proxyport = 1", 1, `unknown variable "proxyport" (want proxyPort; names are case-sensitive)`},
 		{"wrong case polipo", "DiskCacheRoot = 1", 1, `(want diskCacheRoot; names are case-sensitive)`},
-		{"bad name", "proxy-port = 1", 1, `invalid variable name "proxy-port"`},
-		{"empty name", "= 1", 1, `invalid variable name ""`},
+		{"bad name", "proxy-port = 1", 1, `invalid variable name: '-' after "proxy" (want letters and digits`},
+		{"empty name", "= 1", 1, `missing variable name before "=" (want name = value)`},
+		{"no name", "-x", 1, `missing variable name (want name = value; the line is not shown)`},
 		{"bad port", "proxyPort = 70000", 1, `proxyPort: invalid port "70000" (want a number from 0 to 65535)`},
 		{"bad size", "cacheSize = 12XB", 1, `cacheSize: invalid size "12XB" (want`},
 		{"zero size", "chunkHighMark = 0", 1, `chunkHighMark: invalid size "0" (want more than 0 bytes)`},
@@ -198,6 +199,46 @@ func TestParseErrors(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "\n") {
 				t.Errorf("Parse(%q) = %q, want one line", tt.input, err)
+			}
+		})
+	}
+}
+
+// TestParseErrorsHideThePassword: a mistyped line that holds a password
+// is reported with its line number, and without the password.
+func TestParseErrorsHideThePassword(t *testing.T) {
+	tests := []struct {
+		name, input, want string
+	}{
+		{"unterminated credentials", "parentAuthCredentials = \"bob:s3cr3t\n",
+			`stageproxy.conf:1: parentAuthCredentials: unterminated quoted value (want a closing "; the value is not shown)`},
+		{"unterminated socks credentials", "socksAuthCredentials = bob:\"s3cr3t\n",
+			`stageproxy.conf:1: socksAuthCredentials: unterminated quoted value (want a closing "; the value is not shown)`},
+		{"unterminated credentials, wrong case", "parentauthcredentials = \"bob:s3cr3t\n",
+			`stageproxy.conf:1: parentauthcredentials: unterminated quoted value (want a closing "; the value is not shown)`},
+		{"unterminated polipo authCredentials", "authCredentials = \"bob:s3cr3t\n",
+			`stageproxy.conf:1: authCredentials: unterminated quoted value (want a closing "; the value is not shown)`},
+		{"unterminated parent URL", "parentProxy = \"http://bob:s3cr3t@10.0.0.2:3128\n",
+			`stageproxy.conf:1: parentProxy: unterminated quoted value "\"http://bob:xxxxx@10.0.0.2:3128" (want a closing ")`},
+		{"credentials without =", "parentAuthCredentials bob:s3cr3t\n",
+			`stageproxy.conf:1: missing "=" after "parentAuthCredentials" (want parentAuthCredentials = value; the rest of the line is not shown)`},
+		{"credentials with a colon", "parentAuthCredentials: bob:s3=cr3t\n",
+			`stageproxy.conf:1: invalid variable name: ':' after "parentAuthCredentials" (want letters and digits, as in proxyPort, then "="; the rest of the line is not shown)`},
+		{"a value on its own line", "parentAuthCredentials =\nbob:s3cr3t\n",
+			`stageproxy.conf:2: missing "=" after "bob" (want name = value; the rest of the line is not shown)`},
+		{"a URL on its own line", "http://bob:s3cr3t@10.0.0.2:3128\n",
+			`stageproxy.conf:1: missing "=" after "http" (want name = value; the rest of the line is not shown)`},
+		{"a quoted password on its own line", "\"s3cr3t\"\n",
+			`stageproxy.conf:1: missing variable name (want name = value; the line is not shown)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("stageproxy.conf", []byte(tt.input))
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("Parse(%q) = %v, want %q", tt.input, err, tt.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "cr3t") {
+				t.Errorf("Parse(%q) = %q, which shows the password", tt.input, err)
 			}
 		})
 	}

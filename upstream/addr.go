@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/stageproxy/stageproxy/internal/redact"
 )
 
 // schemes maps the schemes ParseAddr accepts to a Kind. socks5h ("resolve
@@ -42,12 +44,8 @@ func ParseAddr(s string) (Parent, error) {
 	}
 	scheme, rest, hasScheme := strings.Cut(s, "://")
 	if !hasScheme || !validScheme(scheme) {
-		if at := strings.LastIndex(s, "@"); at >= 0 {
-			shown := s // a user name alone is not a secret
-			if user, _, hasPass := strings.Cut(s[:at], ":"); hasPass {
-				shown = user + ":xxxxx@" + s[at+1:]
-			}
-			return Parent{}, fmt.Errorf("credentials in %q need a scheme (want http://USER:PASS@HOST:PORT, or HOST:PORT with -u and --password-stdin)", shown)
+		if strings.Contains(s, "@") {
+			return Parent{}, fmt.Errorf("credentials in %q need a scheme (want http://USER:PASS@HOST:PORT, or HOST:PORT with -u and --password-stdin)", redact.Userinfo(s))
 		}
 		addr, err := parseHostPort(s, s, "HOST:PORT")
 		if err != nil {
@@ -155,6 +153,71 @@ func parseHostPort(s, shown, want string) (string, error) {
 	return net.JoinHostPort(host, strconv.Itoa(n)), nil
 }
 
+// parseKeyAddr checks the HOST:PORT of the parentProxy or socksParentProxy
+// key. Those keys take no scheme and no credentials (credKey holds them),
+// but operators write them by analogy with
+// http_proxy=http://user:pass@host:port, so messages quote the value as
+// shownAddr does, and never what follows a blank: it may be "user:pass"
+// typed on the same line.
+func parseKeyAddr(v, credKey string) (string, error) {
+	if u := redact.Userinfo(v); strings.ContainsAny(u, " \t") { // not a blank in a password
+		head, _, _ := strings.Cut(strings.ReplaceAll(u, "\t", " "), " ")
+		return "", fmt.Errorf("unexpected text after %q (want HOST:PORT alone, with any credentials in %s; the rest is not shown)", shownAddr(head), credKey)
+	}
+	shown := shownAddr(v)
+	want := "HOST:PORT"
+	if strings.Contains(v, "@") {
+		want += ", with the credentials in " + credKey
+	}
+	if strings.Contains(v, "://") {
+		return "", fmt.Errorf("unexpected scheme in %q (want %s)", shown, want)
+	}
+	if strings.Contains(v, "@") {
+		return "", fmt.Errorf("credentials in %q (want %s)", shown, want)
+	}
+	if strings.HasSuffix(shown, ":"+redact.Mask) {
+		return "", fmt.Errorf("invalid port in %q (want %s, the port from 1 to 65535; one that is not a number is not shown, it may be a password)", shown, want)
+	}
+	return parseHostPort(v, shown, want)
+}
+
+// shownAddr is an address written by hand as messages quote it: the
+// password of a "user:pass@" is masked (redact.Userinfo), and so is a port
+// that is not a number, since "user:pass" typed alone reads as HOST:PORT.
+// An IPv6 address without brackets is kept, for the message that says it
+// needs them.
+func shownAddr(v string) string {
+	if strings.Contains(v, "@") {
+		v = redact.Userinfo(v)
+		if strings.Contains(v, redact.Mask+"@") {
+			return v
+		}
+	}
+	hostPort := v
+	if scheme, rest, ok := strings.Cut(v, "://"); ok && validScheme(scheme) {
+		hostPort = rest
+	}
+	if _, after, ok := strings.Cut(hostPort, "@"); ok { // a user alone
+		hostPort = after
+	}
+	if strings.HasPrefix(hostPort, "[") {
+		if _, after, ok := strings.Cut(hostPort, "]"); ok {
+			hostPort = after
+		}
+	}
+	i := strings.IndexByte(hostPort, ':')
+	if i < 0 || strings.Trim(hostPort[i+1:], "0123456789/") == "" || looksIPv6(hostPort) {
+		return v
+	}
+	return v[:len(v)-len(hostPort)+i+1] + redact.Mask
+}
+
+// looksIPv6 reports whether s is made of hex digits, dots and at least two
+// colons, as an IPv6 address is.
+func looksIPv6(s string) bool {
+	return strings.Count(s, ":") >= 2 && strings.Trim(s, "0123456789abcdefABCDEF:.") == ""
+}
+
 // checkHost accepts an IP address or a host name (letters, digits, "-",
 // "." and "_", which some internal names use). IPv6 addresses must have
 // been written in brackets, and only they may be.
@@ -207,8 +270,9 @@ func (p Parent) Validate() error {
 		// The config file stores "user:pass", and Basic credentials
 		// are "user-id:password" (RFC 7617 section 2): a colon cannot
 		// be part of the user.
-		if strings.Contains(p.User, ":") {
-			return fmt.Errorf("user %q contains \":\" (want a user without a colon; the password may have one)", p.User)
+		if user, _, ok := strings.Cut(p.User, ":"); ok {
+			// "-u bob:pw" is a password typed into the user.
+			return fmt.Errorf("user %q contains \":\" (want a user without a colon; the password may have one)", user+":"+redact.Mask)
 		}
 		// RFC 1929: one byte of length each.
 		if p.Kind == SOCKS5 && (len(p.User) > 255 || len(p.Password) > 255) {

@@ -80,7 +80,7 @@ func TestParseAddrErrors(t *testing.T) {
 		{"http://a%zz:secret@h:1", `invalid percent-encoding in the user of "http://a%zz:xxxxx@h:1" (want %XX with two hex digits)`},
 		{"http://u:sec%zzret@h:1", `invalid percent-encoding in the password of "http://u:xxxxx@h:1" (want %XX with two hex digits)`},
 		{"http://u:sec%0Aret@h:1", `the password contains a control character such as a newline (want printable characters only)`},
-		{"http://a%3Ab:secret@h:1", `user "a:b" contains ":" (want a user without a colon; the password may have one)`},
+		{"http://a%3Ab:secret@h:1", `user "a:xxxxx" contains ":" (want a user without a colon; the password may have one)`},
 		{"socks5://u:" + strings.Repeat("x", 256) + "@h:1", `socks5 user or password longer than 255 bytes (want at most 255, RFC 1929)`},
 	}
 	for _, tt := range tests {

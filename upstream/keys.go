@@ -45,7 +45,7 @@ var (
 func FromKeys(c *config.Config) (Config, error) {
 	var cfg Config
 	if c.ParentProxy != "" {
-		addr, err := parseHostPort(c.ParentProxy, c.ParentProxy, "HOST:PORT")
+		addr, err := parseKeyAddr(c.ParentProxy, keyParentAuthCredentials)
 		if err != nil {
 			return Config{}, fmt.Errorf("%s: %w", keyParentProxy, err)
 		}
@@ -63,7 +63,7 @@ func FromKeys(c *config.Config) (Config, error) {
 		cfg.HTTP = &p
 	}
 	if c.SocksParentProxy != "" {
-		addr, err := parseHostPort(c.SocksParentProxy, c.SocksParentProxy, "HOST:PORT")
+		addr, err := parseKeyAddr(c.SocksParentProxy, keySocksAuthCredentials)
 		if err != nil {
 			return Config{}, fmt.Errorf("%s: %w", keySocksParentProxy, err)
 		}

@@ -1,8 +1,10 @@
 package upstream
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -88,6 +90,30 @@ func TestFromKeysErrors(t *testing.T) {
 			`socksAuthCredentials: a socks4a parent takes a user id, not a password (want socksUserName = USERID, or socksProxyType = socks5; the value is not shown)`},
 		{"socksParentProxy = s:1080\nsocksProxyType = SOCKS4A\nsocksUserName = builder\nsocksAuthCredentials = builder:secret\n",
 			`socksAuthCredentials: a socks4a parent takes a user id, not a password (want socksUserName = USERID, or socksProxyType = socks5; the value is not shown)`},
+		// Operators write parentProxy as they write http_proxy: the
+		// value is named, its password never.
+		{"parentProxy = bob:secret@127.0.0.1:3128\n",
+			`parentProxy: credentials in "bob:xxxxx@127.0.0.1:3128" (want HOST:PORT, with the credentials in parentAuthCredentials)`},
+		{"parentProxy = http://bob:secret@127.0.0.1:3128\n",
+			`parentProxy: unexpected scheme in "http://bob:xxxxx@127.0.0.1:3128" (want HOST:PORT, with the credentials in parentAuthCredentials)`},
+		{"parentProxy = \"http://bob:se cret@127.0.0.1:3128\"\n",
+			`parentProxy: unexpected scheme in "http://bob:xxxxx@127.0.0.1:3128" (want HOST:PORT, with the credentials in parentAuthCredentials)`},
+		{"parentProxy = \"127.0.0.1:3128 bob:secret\"\n",
+			`parentProxy: unexpected text after "127.0.0.1:3128" (want HOST:PORT alone, with any credentials in parentAuthCredentials; the rest is not shown)`},
+		{"parentProxy = \"http://bob:secret@127.0.0.1:3128 x\"\n",
+			`parentProxy: unexpected text after "http://bob:xxxxx@127.0.0.1:3128" (want HOST:PORT alone, with any credentials in parentAuthCredentials; the rest is not shown)`},
+		{"parentProxy = bob:secret\n",
+			`parentProxy: invalid port in "bob:xxxxx" (want HOST:PORT, the port from 1 to 65535; one that is not a number is not shown, it may be a password)`},
+		{"parentProxy = fd00::1:3128\n",
+			`parentProxy: IPv6 host in "fd00::1:3128" needs brackets (want HOST:PORT, e.g. [fd00::1]:3128)`},
+		{"parentProxy = bob:secret@[fd00::1]:99999\n",
+			`parentProxy: credentials in "bob:xxxxx@[fd00::1]:99999" (want HOST:PORT, with the credentials in parentAuthCredentials)`},
+		{"socksParentProxy = socks5://u:secret@127.0.0.1:1080\n",
+			`socksParentProxy: unexpected scheme in "socks5://u:xxxxx@127.0.0.1:1080" (want HOST:PORT, with the credentials in socksAuthCredentials)`},
+		{"socksParentProxy = socks4a://builder@127.0.0.1:1080\n",
+			`socksParentProxy: unexpected scheme in "socks4a://builder@127.0.0.1:1080" (want HOST:PORT, with the credentials in socksAuthCredentials)`},
+		{"noProxy = \"u:secret@h\"\n",
+			`noProxy: invalid entry "u:xxxxx@h" (want host names, .domain suffixes, IPs or CIDRs separated by commas, e.g. ".local, 10.0.0.0/8")`},
 		{"noProxy = 10.0.0.0/33\n",
 			`noProxy: invalid entry "10.0.0.0/33": not a CIDR such as 10.0.0.0/8`},
 		{"noProxy = host:80\n",
@@ -101,7 +127,7 @@ func TestFromKeysErrors(t *testing.T) {
 			if err == nil || err.Error() != tt.want {
 				t.Errorf("FromKeys(%q) = %v, want %q", tt.file, err, tt.want)
 			}
-			if err != nil && strings.Contains(err.Error(), "secret") {
+			if err != nil && strings.Contains(err.Error(), "cret") {
 				t.Errorf("FromKeys(%q) error %q shows the password", tt.file, err)
 			}
 		})
@@ -180,6 +206,54 @@ func TestHasCredential(t *testing.T) {
 	} {
 		if got := HasCredential(parseConfig(t, file)); got != want {
 			t.Errorf("HasCredential(%q) = %v, want %v", file, got, want)
+		}
+	}
+}
+
+// TestFromKeysErrorsHideThePassword puts passwords into the parent keys in
+// the ways operators mistype them, and fails if an error quotes any piece
+// of one.
+func TestFromKeysErrorsHideThePassword(t *testing.T) {
+	passwords := []string{"s3cr3t", "s3@cr3t", "s3 cr3t", "s3://cr3t", "s3:cr3t", "s3#cr3t"}
+	values := []string{
+		"bob:PW@127.0.0.1:3128",
+		"http://bob:PW@127.0.0.1:3128",
+		"http://bob:PW@127.0.0.1:3128/",
+		"http://bob:PW@127.0.0.1",
+		"socks5://bob:PW@[fd00::1]:1080",
+		"bob:PW@fd00::1:1080",
+		"bob:PW@127.0.0.1:99999",
+		"bob:PW@",
+		"127.0.0.1:3128 bob:PW",
+		"bob:PW",
+		":PW@127.0.0.1:3128",
+	}
+	keys := []string{
+		"parentProxy = %s\n",
+		"socksParentProxy = %s\n",
+		"parentProxy = h:1\nparentAuthCredentials = %s\n",
+		"socksParentProxy = h:1\nsocksAuthCredentials = %s\n",
+		"socksParentProxy = h:1\nsocksProxyType = socks4\nsocksAuthCredentials = %s\n",
+		"socksParentProxy = h:1\nsocksProxyType = socks4a\nsocksAuthCredentials = %s\n",
+		"noProxy = %s\n",
+	}
+	for _, key := range keys {
+		for _, value := range values {
+			for _, pw := range passwords {
+				if strings.Contains(pw, "@") && !strings.Contains(value, "PW@") {
+					continue // "bob:s3@cr3t" is a password at host cr3t
+				}
+				v := strings.ReplaceAll(value, "PW", pw)
+				file := fmt.Sprintf(key, strconv.Quote(v))
+				c, err := config.Parse("t.conf", []byte(file))
+				if err != nil {
+					t.Fatalf("config.Parse(%q) = %v", file, err)
+				}
+				_, err = FromKeys(c)
+				if err != nil && (strings.Contains(err.Error(), "s3") || strings.Contains(err.Error(), "cr3t")) {
+					t.Errorf("FromKeys(%q) = %q, which shows the password %q", file, err, pw)
+				}
+			}
 		}
 	}
 }

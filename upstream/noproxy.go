@@ -34,7 +34,7 @@ func parseNoProxy(entries []string) (noProxyList, error) {
 		case strings.Contains(e, "/"):
 			p, err := netip.ParsePrefix(e)
 			if err != nil {
-				return noProxyList{}, fmt.Errorf("invalid entry %q: not a CIDR such as 10.0.0.0/8", raw)
+				return noProxyList{}, fmt.Errorf("invalid entry %q: not a CIDR such as 10.0.0.0/8", shownAddr(raw))
 			}
 			n.prefixes = append(n.prefixes, p.Masked())
 			continue
@@ -47,7 +47,7 @@ func parseNoProxy(entries []string) (noProxyList, error) {
 		d := strings.TrimPrefix(e, "*.") // the --mitm-hosts spelling
 		d = strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(d, "."), "."))
 		if d == "" || strings.ContainsAny(d, " \t/:@[]*,") || strings.Contains(d, "..") || strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") {
-			return noProxyList{}, fmt.Errorf("invalid entry %q (want host names, .domain suffixes, IPs or CIDRs separated by commas, e.g. \".local, 10.0.0.0/8\")", raw)
+			return noProxyList{}, fmt.Errorf("invalid entry %q (want host names, .domain suffixes, IPs or CIDRs separated by commas, e.g. \".local, 10.0.0.0/8\")", shownAddr(raw))
 		}
 		if ip, err := netip.ParseAddr(d); err == nil { // "10.0.0.1." or ".10.0.0.1"
 			ip = ip.WithZone("").Unmap()
