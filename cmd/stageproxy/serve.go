@@ -208,6 +208,9 @@ func (o *serveOptions) apply(cfg *config.Config) {
 // serveRun runs the proxy until ctx is done, then shuts it down gracefully
 // and returns nil.
 func serveRun(ctx context.Context, opts *serveOptions) error {
+	// The config watcher compares the file with this, taken before it is
+	// read: an edit made while serve starts is then applied, not missed.
+	configInfo, _ := os.Stat(opts.configPath)
 	cfg, err := opts.loadConfig()
 	if err != nil {
 		return err
@@ -302,7 +305,7 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	watcher := &configWatcher{path: opts.configPath, log: logger, h: h, inUse: parentName}
-	watcher.last, _ = os.Stat(opts.configPath)
+	watcher.last = configInfo
 	go watcher.run(watchCtx, hup)
 	// Bound the heap: the cache holds up to CacheSize bytes, ristretto's
 	// bookkeeping and responses being filled add to it. With GOGC=100
