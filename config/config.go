@@ -85,6 +85,28 @@ type Config struct {
 	// as "FILE:LINE: polipo variable diskCacheRoot is not implemented by
 	// stageproxy; ignored".
 	Warnings []string
+
+	// set records where each key got its value (the last line that set
+	// it), for KeyError. nil until a key is set.
+	set map[string]position
+}
+
+// position is a line of a file.
+type position struct {
+	file string
+	line int
+}
+
+// KeyError reports that the value of key is bad, for checks made after
+// Parse (package upstream checks the parent keys): a *ParseError at the
+// line that set key, "FILE:LINE: key: <err>", as Parse's own errors read.
+// When no line set key (a default, or a Config not read from a file) it is
+// "key: <err>". err must not contain a password.
+func (c *Config) KeyError(key string, err error) error {
+	if pos, ok := c.set[key]; ok {
+		return &ParseError{File: pos.file, Line: pos.line, Msg: key + ": " + err.Error()}
+	}
+	return fmt.Errorf("%s: %w", key, err)
 }
 
 // PortRange is an inclusive range of TCP ports.
@@ -335,6 +357,10 @@ func Parse(name string, data []byte) (*Config, error) {
 			if err := set(c, l.value); err != nil {
 				return nil, fail("%s: %v", l.name, err)
 			}
+			if c.set == nil {
+				c.set = make(map[string]position)
+			}
+			c.set[l.name] = position{name, lineNo}
 		case polipoOnly[l.name]:
 			c.Warnings = append(c.Warnings, fmt.Sprintf(
 				"%s:%d: polipo variable %s is not implemented by stageproxy; ignored", name, lineNo, l.name))

@@ -244,6 +244,29 @@ func TestParseErrorsHideThePassword(t *testing.T) {
 	}
 }
 
+func TestKeyError(t *testing.T) {
+	c, err := Parse("stageproxy.conf", []byte("# parent\nparentProxy = a\nnoProxy = x\nparentProxy = b\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := errors.New(`missing port in "b"`)
+	tests := []struct {
+		key, want string
+		line      int
+	}{
+		{"parentProxy", `stageproxy.conf:4: parentProxy: missing port in "b"`, 4}, // the last line wins
+		{"noProxy", `stageproxy.conf:3: noProxy: missing port in "b"`, 3},
+		{"socksProxyType", `socksProxyType: missing port in "b"`, 0}, // a default
+	}
+	for _, tt := range tests {
+		err := c.KeyError(tt.key, bad)
+		var pe *ParseError
+		if err.Error() != tt.want || errors.As(err, &pe) != (tt.line != 0) || (pe != nil && pe.Line != tt.line) {
+			t.Errorf("KeyError(%q) = %v (%T), want %q at line %d", tt.key, err, err, tt.want, tt.line)
+		}
+	}
+}
+
 func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing.conf")

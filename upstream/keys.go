@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -39,33 +40,33 @@ var (
 //     user id (in clear) nor printed;
 //   - noProxy is a comma or blank separated list (see ParseNoProxy).
 //
-// Errors name the key but not the file or line, which the caller adds if it
-// has them: `parentProxy: missing port in "x" (want HOST:PORT)`. They never
-// contain a password.
+// Errors are *config.ParseError values naming the file, line and key, as
+// Parse's own errors do: `c.conf:3: parentProxy: missing port in "x" (want
+// HOST:PORT)` (see config.Config.KeyError). They never contain a password.
 func FromKeys(c *config.Config) (Config, error) {
 	var cfg Config
 	if c.ParentProxy != "" {
 		addr, err := parseKeyAddr(c.ParentProxy, keyParentAuthCredentials)
 		if err != nil {
-			return Config{}, fmt.Errorf("%s: %w", keyParentProxy, err)
+			return Config{}, c.KeyError(keyParentProxy, err)
 		}
 		p := Parent{Kind: HTTP, Addr: addr}
 		if c.ParentAuthCredentials != "" {
 			var ok bool
 			p.User, p.Password, ok = strings.Cut(c.ParentAuthCredentials, ":")
 			if !ok {
-				return Config{}, fmt.Errorf("%s: no \":\" between user and password (want \"user:pass\"; the value is not shown)", keyParentAuthCredentials)
+				return Config{}, c.KeyError(keyParentAuthCredentials, errors.New(`no ":" between user and password (want "user:pass"; the value is not shown)`))
 			}
 		}
 		if err := p.Validate(); err != nil {
-			return Config{}, fmt.Errorf("%s: %w", keyParentAuthCredentials, err)
+			return Config{}, c.KeyError(keyParentAuthCredentials, err)
 		}
 		cfg.HTTP = &p
 	}
 	if c.SocksParentProxy != "" {
 		addr, err := parseKeyAddr(c.SocksParentProxy, keySocksAuthCredentials)
 		if err != nil {
-			return Config{}, fmt.Errorf("%s: %w", keySocksParentProxy, err)
+			return Config{}, c.KeyError(keySocksParentProxy, err)
 		}
 		p := Parent{Addr: addr}
 		credKey := keySocksAuthCredentials
@@ -76,7 +77,7 @@ func FromKeys(c *config.Config) (Config, error) {
 				var ok bool
 				p.User, p.Password, ok = strings.Cut(c.SocksAuthCredentials, ":")
 				if !ok {
-					return Config{}, fmt.Errorf("%s: no \":\" between user and password (want \"user:pass\" for socks5; the value is not shown)", keySocksAuthCredentials)
+					return Config{}, c.KeyError(keySocksAuthCredentials, errors.New(`no ":" between user and password (want "user:pass" for socks5; the value is not shown)`))
 				}
 			}
 		case "socks4", "socks4a":
@@ -86,21 +87,21 @@ func FromKeys(c *config.Config) (Config, error) {
 				// behind when socksProxyType was changed by hand.
 				// Taking it as the user id would send the password
 				// in clear to the parent and print it in show.
-				return Config{}, fmt.Errorf("%s: a %s parent takes a user id, not a password (want socksUserName = USERID, or socksProxyType = socks5; the value is not shown)", keySocksAuthCredentials, p.Kind)
+				return Config{}, c.KeyError(keySocksAuthCredentials, fmt.Errorf("a %s parent takes a user id, not a password (want socksUserName = USERID, or socksProxyType = socks5; the value is not shown)", p.Kind))
 			}
 			p.User = c.SocksUserName
 			credKey = keySocksUserName
 		default:
-			return Config{}, fmt.Errorf("%s: unsupported value %q (want socks4, socks4a or socks5)", keySocksProxyType, c.SocksProxyType)
+			return Config{}, c.KeyError(keySocksProxyType, fmt.Errorf("unsupported value %q (want socks4, socks4a or socks5)", c.SocksProxyType))
 		}
 		if err := p.Validate(); err != nil {
-			return Config{}, fmt.Errorf("%s: %w", credKey, err)
+			return Config{}, c.KeyError(credKey, err)
 		}
 		cfg.SOCKS = &p
 	}
 	np, err := ParseNoProxy(c.NoProxy)
 	if err != nil {
-		return Config{}, fmt.Errorf("%s: %w", keyNoProxy, err)
+		return Config{}, c.KeyError(keyNoProxy, err)
 	}
 	cfg.NoProxy = np
 	return cfg, nil

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -71,61 +72,65 @@ func dump(c Config) string {
 
 func TestFromKeysErrors(t *testing.T) {
 	tests := []struct{ file, want string }{
-		{"parentProxy = x\n", `parentProxy: missing port in "x" (want HOST:PORT)`},
-		{"parentProxy = http://x:1\n", `parentProxy: unexpected scheme in "http://x:1" (want HOST:PORT)`},
-		{"parentProxy = x:99999\n", `parentProxy: invalid port "99999" in "x:99999" (want 1-65535)`},
+		{"parentProxy = x\n",
+			`t.conf:1: parentProxy: missing port in "x" (want HOST:PORT)`},
+		{"parentProxy = http://x:1\n",
+			`t.conf:1: parentProxy: unexpected scheme in "http://x:1" (want HOST:PORT)`},
+		{"parentProxy = x:99999\n",
+			`t.conf:1: parentProxy: invalid port "99999" in "x:99999" (want 1-65535)`},
 		{"parentProxy = x:1\nparentAuthCredentials = secret\n",
-			`parentAuthCredentials: no ":" between user and password (want "user:pass"; the value is not shown)`},
+			`t.conf:2: parentAuthCredentials: no ":" between user and password (want "user:pass"; the value is not shown)`},
 		{"parentProxy = x:1\nparentAuthCredentials = :secret\n",
-			`parentAuthCredentials: password without a user for http://:xxxxx@x:1 (want a user with the password)`},
+			`t.conf:2: parentAuthCredentials: password without a user for http://:xxxxx@x:1 (want a user with the password)`},
 		{"socksParentProxy = fd00::1:1080\n",
-			`socksParentProxy: IPv6 host in "fd00::1:1080" needs brackets (want HOST:PORT, e.g. [fd00::1]:3128)`},
+			`t.conf:1: socksParentProxy: IPv6 host in "fd00::1:1080" needs brackets (want HOST:PORT, e.g. [fd00::1]:3128)`},
 		{"socksParentProxy = s:1080\nsocksProxyType = socks6\n",
-			`socksProxyType: unsupported value "socks6" (want socks4, socks4a or socks5)`},
+			`t.conf:2: socksProxyType: unsupported value "socks6" (want socks4, socks4a or socks5)`},
 		{"socksParentProxy = s:1080\nsocksAuthCredentials = secret\n",
-			`socksAuthCredentials: no ":" between user and password (want "user:pass" for socks5; the value is not shown)`},
+			`t.conf:2: socksAuthCredentials: no ":" between user and password (want "user:pass" for socks5; the value is not shown)`},
 		{"socksParentProxy = s:1080\nsocksProxyType = socks4\nsocksAuthCredentials = bob:secret\n",
-			`socksAuthCredentials: a socks4 parent takes a user id, not a password (want socksUserName = USERID, or socksProxyType = socks5; the value is not shown)`},
+			`t.conf:3: socksAuthCredentials: a socks4 parent takes a user id, not a password (want socksUserName = USERID, or socksProxyType = socks5; the value is not shown)`},
 		{"socksParentProxy = s:1080\nsocksProxyType = socks4a\nsocksAuthCredentials = secret\n",
-			`socksAuthCredentials: a socks4a parent takes a user id, not a password (want socksUserName = USERID, or socksProxyType = socks5; the value is not shown)`},
+			`t.conf:3: socksAuthCredentials: a socks4a parent takes a user id, not a password (want socksUserName = USERID, or socksProxyType = socks5; the value is not shown)`},
 		{"socksParentProxy = s:1080\nsocksProxyType = SOCKS4A\nsocksUserName = builder\nsocksAuthCredentials = builder:secret\n",
-			`socksAuthCredentials: a socks4a parent takes a user id, not a password (want socksUserName = USERID, or socksProxyType = socks5; the value is not shown)`},
+			`t.conf:4: socksAuthCredentials: a socks4a parent takes a user id, not a password (want socksUserName = USERID, or socksProxyType = socks5; the value is not shown)`},
 		// Operators write parentProxy as they write http_proxy: the
 		// value is named, its password never.
 		{"parentProxy = bob:secret@127.0.0.1:3128\n",
-			`parentProxy: credentials in "bob:xxxxx@127.0.0.1:3128" (want HOST:PORT, with the credentials in parentAuthCredentials)`},
+			`t.conf:1: parentProxy: credentials in "bob:xxxxx@127.0.0.1:3128" (want HOST:PORT, with the credentials in parentAuthCredentials)`},
 		{"parentProxy = http://bob:secret@127.0.0.1:3128\n",
-			`parentProxy: unexpected scheme in "http://bob:xxxxx@127.0.0.1:3128" (want HOST:PORT, with the credentials in parentAuthCredentials)`},
+			`t.conf:1: parentProxy: unexpected scheme in "http://bob:xxxxx@127.0.0.1:3128" (want HOST:PORT, with the credentials in parentAuthCredentials)`},
 		{"parentProxy = \"http://bob:se cret@127.0.0.1:3128\"\n",
-			`parentProxy: unexpected scheme in "http://bob:xxxxx@127.0.0.1:3128" (want HOST:PORT, with the credentials in parentAuthCredentials)`},
+			`t.conf:1: parentProxy: unexpected scheme in "http://bob:xxxxx@127.0.0.1:3128" (want HOST:PORT, with the credentials in parentAuthCredentials)`},
 		{"parentProxy = \"127.0.0.1:3128 bob:secret\"\n",
-			`parentProxy: unexpected text after "127.0.0.1:3128" (want HOST:PORT alone, with any credentials in parentAuthCredentials; the rest is not shown)`},
+			`t.conf:1: parentProxy: unexpected text after "127.0.0.1:3128" (want HOST:PORT alone, with any credentials in parentAuthCredentials; the rest is not shown)`},
 		{"parentProxy = \"http://bob:secret@127.0.0.1:3128 x\"\n",
-			`parentProxy: unexpected text after "http://bob:xxxxx@127.0.0.1:3128" (want HOST:PORT alone, with any credentials in parentAuthCredentials; the rest is not shown)`},
+			`t.conf:1: parentProxy: unexpected text after "http://bob:xxxxx@127.0.0.1:3128" (want HOST:PORT alone, with any credentials in parentAuthCredentials; the rest is not shown)`},
 		{"parentProxy = bob:secret\n",
-			`parentProxy: invalid port in "bob:xxxxx" (want HOST:PORT, the port from 1 to 65535; one that is not a number is not shown, it may be a password)`},
+			`t.conf:1: parentProxy: invalid port in "bob:xxxxx" (want HOST:PORT, the port from 1 to 65535; one that is not a number is not shown, it may be a password)`},
 		{"parentProxy = fd00::1:3128\n",
-			`parentProxy: IPv6 host in "fd00::1:3128" needs brackets (want HOST:PORT, e.g. [fd00::1]:3128)`},
+			`t.conf:1: parentProxy: IPv6 host in "fd00::1:3128" needs brackets (want HOST:PORT, e.g. [fd00::1]:3128)`},
 		{"parentProxy = bob:secret@[fd00::1]:99999\n",
-			`parentProxy: credentials in "bob:xxxxx@[fd00::1]:99999" (want HOST:PORT, with the credentials in parentAuthCredentials)`},
+			`t.conf:1: parentProxy: credentials in "bob:xxxxx@[fd00::1]:99999" (want HOST:PORT, with the credentials in parentAuthCredentials)`},
 		{"socksParentProxy = socks5://u:secret@127.0.0.1:1080\n",
-			`socksParentProxy: unexpected scheme in "socks5://u:xxxxx@127.0.0.1:1080" (want HOST:PORT, with the credentials in socksAuthCredentials)`},
+			`t.conf:1: socksParentProxy: unexpected scheme in "socks5://u:xxxxx@127.0.0.1:1080" (want HOST:PORT, with the credentials in socksAuthCredentials)`},
 		{"socksParentProxy = socks4a://builder@127.0.0.1:1080\n",
-			`socksParentProxy: unexpected scheme in "socks4a://builder@127.0.0.1:1080" (want HOST:PORT, with the credentials in socksAuthCredentials)`},
+			`t.conf:1: socksParentProxy: unexpected scheme in "socks4a://builder@127.0.0.1:1080" (want HOST:PORT, with the credentials in socksAuthCredentials)`},
 		{"noProxy = \"u:secret@h\"\n",
-			`noProxy: invalid entry "u:xxxxx@h" (want host names, .domain suffixes, IPs or CIDRs separated by commas, e.g. ".local, 10.0.0.0/8")`},
+			`t.conf:1: noProxy: invalid entry "u:xxxxx@h" (want host names, .domain suffixes, IPs or CIDRs separated by commas, e.g. ".local, 10.0.0.0/8")`},
 		{"noProxy = 10.0.0.0/33\n",
-			`noProxy: invalid entry "10.0.0.0/33": not a CIDR such as 10.0.0.0/8`},
+			`t.conf:1: noProxy: invalid entry "10.0.0.0/33": not a CIDR such as 10.0.0.0/8`},
 		{"noProxy = host:80\n",
-			`noProxy: invalid entry "host:80" (want host names, .domain suffixes, IPs or CIDRs separated by commas, e.g. ".local, 10.0.0.0/8")`},
+			`t.conf:1: noProxy: invalid entry "host:80" (want host names, .domain suffixes, IPs or CIDRs separated by commas, e.g. ".local, 10.0.0.0/8")`},
 		{"noProxy = \"a@b\"\n",
-			`noProxy: invalid entry "a@b" (want host names, .domain suffixes, IPs or CIDRs separated by commas, e.g. ".local, 10.0.0.0/8")`},
+			`t.conf:1: noProxy: invalid entry "a@b" (want host names, .domain suffixes, IPs or CIDRs separated by commas, e.g. ".local, 10.0.0.0/8")`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
 			_, err := FromKeys(parseConfig(t, tt.file))
-			if err == nil || err.Error() != tt.want {
-				t.Errorf("FromKeys(%q) = %v, want %q", tt.file, err, tt.want)
+			var pe *config.ParseError
+			if err == nil || err.Error() != tt.want || !errors.As(err, &pe) {
+				t.Errorf("FromKeys(%q) = %v (%T), want *config.ParseError %q", tt.file, err, err, tt.want)
 			}
 			if err != nil && strings.Contains(err.Error(), "cret") {
 				t.Errorf("FromKeys(%q) error %q shows the password", tt.file, err)

@@ -78,7 +78,7 @@ func (w *configWatcher) check(force bool) {
 	}
 	d, name, err := upstreamOf(cfg)
 	if err != nil {
-		w.log.Error("config file not applied; keeping the configuration in force", "file", w.path, "err", err)
+		w.log.Error("config file not applied; keeping the configuration in force", "err", inFile(w.path, err))
 		return
 	}
 	setUpstream(w.h, d, name)

@@ -285,7 +285,7 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 	if err != nil {
 		ln.Close()
 		c.Close()
-		return usageErrorf("%s: %v", opts.configPath, err)
+		return usageErrorf("%s", inFile(opts.configPath, err))
 	}
 	setUpstream(h, parent, parentName)
 

@@ -80,7 +80,7 @@ func upstreamProxyDeleteRun(ctx context.Context, opts *upstreamProxyDeleteOption
 	inEffect := describeParents(current)
 	if opts.addr != nil {
 		if err != nil {
-			return fmt.Errorf("%s: %v; cannot compare it with %s, nothing deleted (fix the file, or run delete without ADDR)", opts.configPath, err, opts.addr.Addr)
+			return fmt.Errorf("%s; cannot compare it with %s, nothing deleted (fix the file, or run delete without ADDR)", inFile(opts.configPath, err), opts.addr.Addr)
 		}
 		if inEffect != "" && !matchesParent(current, opts.addr.Addr) {
 			return fmt.Errorf("the upstream proxy in effect is %s, not %s; nothing deleted (want delete without ADDR, or delete with the parent's HOST:PORT)", inEffect, opts.addr.Addr)

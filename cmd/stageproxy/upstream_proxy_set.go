@@ -294,6 +294,16 @@ func readConfigFile(path, parseNote string) (configFile, error) {
 	return cf, nil
 }
 
+// inFile is err's message naming the config file path, unless it names
+// its file and line already, as a *config.ParseError does.
+func inFile(path string, err error) string {
+	var pe *config.ParseError
+	if errors.As(err, &pe) {
+		return err.Error()
+	}
+	return path + ": " + err.Error()
+}
+
 // writeFileAtomic replaces path with data: a temporary file in the same
 // directory (created 0600, so a password is never readable by others, even
 // for a moment), written, given perm and the old file's owner, synced, then

@@ -52,7 +52,9 @@ func upstreamProxyShowRun(ctx context.Context, opts *upstreamProxyShowOptions) e
 	var c upstream.Config
 	if cf.cfg != nil {
 		if c, err = upstream.FromKeys(cf.cfg); err != nil {
-			return fmt.Errorf("%s: %w (fix the file, or run upstream_proxy set or delete)", opts.configPath, err)
+			// Not %w: a *config.ParseError would make this exit 2,
+			// and the command line is fine.
+			return fmt.Errorf("%s (fix the file, or run upstream_proxy set or delete)", inFile(opts.configPath, err))
 		}
 	}
 	parent := describeParents(c)

@@ -22,7 +22,7 @@ func TestUpstreamProxyShowRun(t *testing.T) {
 		{"socks5 with password", "socksParentProxy = 10.0.0.3:1080\nsocksAuthCredentials = b:s3cr3t\n", "socks5://b:xxxxx@10.0.0.3:1080\n", ""},
 		{"http via socks", "parentProxy = p:3128\nparentAuthCredentials = u:s3cr3t\nsocksParentProxy = s:1080\nsocksProxyType = socks4a\nsocksUserName = id\n",
 			"http://u:xxxxx@p:3128 via socks4a://id@s:1080\n", ""},
-		{"bad parent", "parentProxy = 10.0.0.2\n", "", `parentProxy: missing port in "10.0.0.2" (want HOST:PORT)`},
+		{"bad parent", "parentProxy = 10.0.0.2\n", "", `stageproxy.conf:1: parentProxy: missing port in "10.0.0.2" (want HOST:PORT)`},
 		{"bad file", "proxyPort = x\n", "", `:1: proxyPort: invalid port "x"`},
 		// A socks5 password left behind when socksProxyType was changed
 		// by hand: never printed, never taken as the SOCKS4 user id.
