@@ -19,6 +19,9 @@ type upstreamProxyDeleteOptions struct {
 	configPath string
 	// addr is the ADDR given, or nil to delete whatever parent is set.
 	addr *upstream.Parent
+	// anyKind is set when ADDR is a bare HOST:PORT, which names a parent
+	// of any kind; with a scheme, only a parent of addr.Kind matches.
+	anyKind bool
 }
 
 func newUpstreamProxyDeleteCmd(g *globals) *cobra.Command {
@@ -29,10 +32,11 @@ func newUpstreamProxyDeleteCmd(g *globals) *cobra.Command {
 and its no-proxy list, so that stageproxy connects directly. Every other line
 and comment of the file is kept; the file is replaced atomically.
 
-With ADDR (any form that set accepts; only HOST:PORT is compared), the
-parent is removed only if it is that one: when a different parent is set,
-delete fails with exit status 1, names the parent in effect and writes
-nothing. Deleting when no parent is set succeeds, so that scripts can run it
+With ADDR (any form that set accepts), the parent is removed only if it is
+that one: its HOST:PORT, and its kind when ADDR has a scheme, so that
+socks5://HOST:PORT does not remove an HTTP parent at HOST:PORT (credentials
+are not compared). When a different parent is set, delete fails with exit
+status 1, names the parent in effect and writes nothing. Deleting when no parent is set succeeds, so that scripts can run it
 on every node; a missing config file is not created.`,
 		Example: `  stageproxy upstream_proxy delete
   stageproxy upstream_proxy delete 192.168.0.99:3128`,
@@ -60,6 +64,7 @@ func newUpstreamProxyDeleteOptions(args []string, configPath string, stderr io.W
 			return nil, err
 		}
 		opts.addr = &p
+		opts.anyKind = !strings.Contains(args[0], "://")
 	default:
 		return nil, fmt.Errorf("want at most one ADDR, got %d arguments", len(args))
 	}
@@ -82,8 +87,12 @@ func upstreamProxyDeleteRun(ctx context.Context, opts *upstreamProxyDeleteOption
 		if err != nil {
 			return fmt.Errorf("%s; cannot compare it with %s, nothing deleted (fix the file, or run delete without ADDR)", inFile(opts.configPath, err), opts.addr.Addr)
 		}
-		if inEffect != "" && !matchesParent(current, opts.addr.Addr) {
-			return fmt.Errorf("the upstream proxy in effect is %s, not %s; nothing deleted (want delete without ADDR, or delete with the parent's HOST:PORT)", inEffect, opts.addr.Addr)
+		if inEffect != "" && !matchesParent(current, *opts.addr, opts.anyKind) {
+			given := opts.addr.Addr
+			if !opts.anyKind {
+				given = string(opts.addr.Kind) + "://" + given
+			}
+			return fmt.Errorf("the upstream proxy in effect is %s, not %s; nothing deleted (want delete without ADDR, or delete with the parent's HOST:PORT)", inEffect, given)
 		}
 	}
 	out := config.Edit(cf.data, nil, upstream.DeleteKeys())
@@ -102,12 +111,13 @@ func upstreamProxyDeleteRun(ctx context.Context, opts *upstreamProxyDeleteOption
 	return nil
 }
 
-// matchesParent reports whether addr (HOST:PORT) is one of the parents in
-// c. Host names compare case-insensitively and IP addresses by value, so
-// [fd00::1]:3128 matches [FD00:0::1]:3128.
-func matchesParent(c upstream.Config, addr string) bool {
+// matchesParent reports whether want is one of the parents in c: the same
+// HOST:PORT, and the same kind unless anyKind. Host names compare
+// case-insensitively and IP addresses by value, so [fd00::1]:3128 matches
+// [FD00:0::1]:3128.
+func matchesParent(c upstream.Config, want upstream.Parent, anyKind bool) bool {
 	for _, p := range []*upstream.Parent{c.HTTP, c.SOCKS} {
-		if p != nil && sameHostPort(p.Addr, addr) {
+		if p != nil && sameHostPort(p.Addr, want.Addr) && (anyKind || p.Kind == want.Kind) {
 			return true
 		}
 	}

@@ -67,6 +67,18 @@ func TestUpstreamProxyDeleteRun(t *testing.T) {
 			"stageproxy: upstream proxy socks4a://builder@[fd00::3]:1080 deleted", ""},
 		{"other addr", withHTTP, []string{"10.0.0.9:3128"}, withHTTP, "",
 			"the upstream proxy in effect is http://u:xxxxx@192.168.0.99:3128, not 10.0.0.9:3128; nothing deleted (want delete without ADDR, or delete with the parent's HOST:PORT)"},
+		// An explicit scheme names a kind of parent, and a parent of
+		// another kind at the same HOST:PORT is not that one.
+		{"other kind", withHTTP, []string{"socks5://192.168.0.99:3128"}, withHTTP, "",
+			"the upstream proxy in effect is http://u:xxxxx@192.168.0.99:3128, not socks5://192.168.0.99:3128; nothing deleted"},
+		{"other socks kind", withSOCKS, []string{"socks5h://[fd00::3]:1080"}, withSOCKS, "",
+			"the upstream proxy in effect is socks4a://builder@[fd00::3]:1080, not socks5://[fd00::3]:1080; nothing deleted"},
+		{"socks4 is not socks4a", withSOCKS, []string{"socks4://[fd00::3]:1080"}, withSOCKS, "",
+			"not socks4://[fd00::3]:1080; nothing deleted"},
+		{"http scheme on a socks parent", withSOCKS, []string{"http://[fd00::3]:1080"}, withSOCKS, "",
+			"not http://[fd00::3]:1080; nothing deleted"},
+		{"bare addr matches any kind", withSOCKS, []string{"[fd00::3]:1080"}, stackatoConf, "deleted", ""},
+		{"http through socks, socks named", withHTTP + "socksParentProxy = 10.0.0.3:1080\n", []string{"socks5://10.0.0.3:1080"}, stackatoConf, "deleted", ""},
 		{"nothing set", stackatoConf, nil, stackatoConf, "stageproxy: no upstream proxy was set in FILE; nothing to delete\n", ""},
 		{"nothing set with addr", stackatoConf, []string{"10.0.0.9:3128"}, stackatoConf, "nothing to delete", ""},
 		{"stale keys are cleaned", stackatoConf + "noProxy = .local\n", nil, stackatoConf, "nothing to delete", ""},
