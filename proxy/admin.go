@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -47,7 +48,10 @@ var statusPage = template.Must(template.New("status").Parse(`<!doctype html>
 <tr><th>evictions</th><td>{{.Evictions}}</td></tr>
 <tr><th>fills in flight</th><td>{{.Flights}}</td></tr>
 </table>
-<h2>Configuration</h2>
+<h2>Upstream</h2>
+<table><tr><th>parent proxy in effect</th><td>{{.Parent}}</td></tr></table>
+<h2>Configuration at startup</h2>
+<p>Parent-proxy keys apply live: what is in effect is above.</p>
 <table>{{range .Config}}<tr><th>{{index . 0}}</th><td>{{index . 1}}</td></tr>{{end}}</table>
 </body></html>
 `))
@@ -72,5 +76,6 @@ func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request) {
 		"Evictions": st.Evictions,
 		"Flights":   flights,
 		"Config":    cfg,
+		"Parent":    cmp.Or(h.route().parent, "none (direct)"),
 	})
 }

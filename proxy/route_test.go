@@ -44,6 +44,9 @@ func TestSetUpstreamLive(t *testing.T) {
 	pu, _ := url.Parse(parent.URL)
 	pu.User = url.UserPassword("u", "p")
 	p.h.SetUpstream(staticUpstream{pu}, pu.Host)
+	if _, page := fetch(t, &http.Client{}, p.srv.URL+"/"); !strings.Contains(page, "<th>parent proxy in effect</th><td>"+pu.Host+"</td>") || strings.Contains(page, "u:p@") {
+		t.Errorf("status page after the switch does not show %s as the parent in effect (or shows credentials):\n%s", pu.Host, page)
+	}
 	if _, body := p.get(t, o.URL+"/after", "Proxy-Authorization", "Basic Y2xpZW50OnNlY3JldA=="); body != "from /after" {
 		t.Fatalf("through the parent: %q", body)
 	}
