@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/stageproxy/stageproxy/config"
@@ -55,6 +57,27 @@ type configWatcher struct {
 	h     *proxy.Handler
 	last  fs.FileInfo // the file as last applied; nil when it was absent
 	inUse string      // the parent in force, for the log
+	// restartOnly are the file's keys at startup that a reload does not
+	// apply (restartOnly), to say which of them an edit changed.
+	restartOnly map[string]string
+}
+
+// liveKeys are the keys a reload applies: the parent proxy's.
+var liveKeys = map[string]bool{
+	"parentProxy": true, "parentAuthCredentials": true, "socksParentProxy": true,
+	"socksProxyType": true, "socksUserName": true, "socksAuthCredentials": true, "noProxy": true,
+}
+
+// restartOnly returns cfg's keys that take effect only at a start, with
+// their values as the status page shows them.
+func restartOnly(cfg *config.Config) map[string]string {
+	m := map[string]string{}
+	for _, kv := range cfg.StatusLines() {
+		if !liveKeys[kv[0]] {
+			m[kv[0]] = kv[1]
+		}
+	}
+	return m
 }
 
 // check re-reads the file if it changed since it was last applied, or
@@ -70,7 +93,9 @@ func (w *configWatcher) check(force bool) {
 	}
 	w.last = fi
 	cfg := config.Default()
-	if fi != nil {
+	if fi == nil {
+		w.log.Warn("config file is gone; applying the defaults (no parent proxy)", "file", w.path)
+	} else {
 		if cfg, err = config.Load(w.path); err != nil {
 			w.log.Error("config file not applied; keeping the configuration in force", "err", err)
 			return
@@ -82,6 +107,18 @@ func (w *configWatcher) check(force bool) {
 		return
 	}
 	setUpstream(w.h, d, name)
+	if fi != nil && w.restartOnly != nil {
+		var changed []string
+		for k, v := range restartOnly(cfg) {
+			if w.restartOnly[k] != v {
+				changed = append(changed, k)
+			}
+		}
+		if len(changed) > 0 {
+			slices.Sort(changed)
+			w.log.Warn("config file re-read: these keys take effect at the next start", "keys", strings.Join(changed, ", "))
+		}
+	}
 	if name != w.inUse {
 		w.log.Info("upstream proxy changed", "from", w.inUse, "to", name)
 		w.inUse = name

@@ -91,4 +91,14 @@ func TestUpstreamAppliedLive(t *testing.T) {
 	if n := parent.Relayed.Load(); n != 2 {
 		t.Errorf("after delete: parent relayed %d, want still 2", n)
 	}
+
+	// Keys a reload does not apply are named, not silently ignored.
+	write("# hand-written\ncacheSize = 20MB\nallowedClients = 127.0.0.1, 10.0.0.0/8\n")
+	if line := waitLog(t, log, "take effect at the next start"); !strings.Contains(line, "allowedClients, cacheSize") {
+		t.Errorf("reload warning does not name allowedClients and cacheSize: %q", line)
+	}
+	if err := os.Remove(conf); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, log, "config file is gone")
 }

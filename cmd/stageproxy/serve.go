@@ -215,6 +215,7 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 	if err != nil {
 		return err
 	}
+	fileRestartOnly := restartOnly(cfg) // before the flags: the watcher compares files
 	opts.apply(cfg)
 	intercept, upstreamRoots, err := interceptOptions(cfg)
 	if err != nil {
@@ -296,6 +297,10 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 		logger.Warn(w)
 	}
 	logger.Info("upstream proxy", "parent", parentName)
+	logger.Info("cache", "cacheSize", cfg.CacheSize, "maxObjectSize", maxObject)
+	if maxObject < cfg.MaxObjectSize {
+		logger.Warn("maxObjectSize is capped at half the cache", "maxObjectSize", cfg.MaxObjectSize, "cacheSize", cfg.CacheSize, "largest body stored", maxObject)
+	}
 
 	// Parent-proxy changes apply live: `upstream_proxy set` on a running
 	// proxy keeps its cache (Polipo needed a restart that emptied it).
@@ -304,7 +309,7 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 	defer signal.Stop(hup)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	watcher := &configWatcher{path: opts.configPath, log: logger, h: h, inUse: parentName}
+	watcher := &configWatcher{path: opts.configPath, log: logger, h: h, inUse: parentName, restartOnly: fileRestartOnly}
 	watcher.last = configInfo
 	go watcher.run(watchCtx, hup)
 	// Bound the heap: the cache holds up to CacheSize bytes, ristretto's

@@ -210,3 +210,13 @@ func TestLogSinkFlushesAllButAccessLines(t *testing.T) {
 		t.Errorf("after a warning the log holds %q; want both lines", got)
 	}
 }
+
+// TestMaxObjectSizeCapIsLogged: a maxObjectSize above half the cache is
+// capped, and the log says so instead of storing less than asked silently.
+func TestMaxObjectSizeCapIsLogged(t *testing.T) {
+	conf := writeFile(t, "stageproxy.conf", "cacheSize = 2MB\nmaxObjectSize = 10MB\n")
+	_, _, log, _ := startServe(t, conf, nil)
+	if line := waitLog(t, log, "capped at half the cache"); !strings.Contains(line, "maxObjectSize=10000000") {
+		t.Errorf("cap warning does not name the configured maxObjectSize: %q", line)
+	}
+}
