@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -22,10 +23,45 @@ const logFlushInterval = 200 * time.Millisecond
 type logSink struct {
 	mu sync.Mutex
 	bw *bufio.Writer // protects: mu
+	// file is the log file bw writes to, if any (see reopen).
+	file *os.File // protects: mu
 }
 
 func newLogSink(w io.Writer) *logSink {
-	return &logSink{bw: bufio.NewWriterSize(w, 64<<10)}
+	s := &logSink{bw: bufio.NewWriterSize(w, 64<<10)}
+	s.file, _ = w.(*os.File)
+	return s
+}
+
+// reopen opens path again and writes to it from now on, closing the file
+// written so far: after logrotate has moved the log away, the proxy goes on
+// in a new file at the old name (SIGHUP, as Polipo and Squid operators
+// expect) instead of in the moved one. On error nothing changes.
+func (s *logSink) reopen(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bw.Flush()
+	if s.file != nil {
+		s.file.Close()
+	}
+	s.file = f
+	s.bw.Reset(f)
+	return nil
+}
+
+// close flushes and closes the log file, if any.
+func (s *logSink) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bw.Flush()
+	if s.file != nil {
+		s.file.Close()
+		s.file = nil
+	}
 }
 
 func (s *logSink) Write(p []byte) (int, error) {

@@ -60,6 +60,9 @@ type configWatcher struct {
 	// restartOnly are the file's keys at startup that a reload does not
 	// apply (restartOnly), to say which of them an edit changed.
 	restartOnly map[string]string
+	// onHUP, if set, runs on SIGHUP before the file is re-read: the log
+	// file is reopened then.
+	onHUP func()
 }
 
 // liveKeys are the keys a reload applies: the parent proxy's.
@@ -144,6 +147,9 @@ func (w *configWatcher) run(ctx context.Context, hup <-chan os.Signal) {
 		case <-ctx.Done():
 			return
 		case <-hup:
+			if w.onHUP != nil {
+				w.onHUP()
+			}
 			w.check(true)
 		case <-t.C:
 			w.check(false)

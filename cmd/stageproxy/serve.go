@@ -230,14 +230,13 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 		if err != nil {
 			return fmt.Errorf("open log file: %w (check logFile or --log-file)", err)
 		}
-		defer f.Close()
-		logOut = f
+		logOut = f // the sink closes it
 	}
 	sink := newLogSink(logOut)
 	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
 	sinkDone := make(chan struct{})
 	go func() { sink.run(sinkCtx); close(sinkDone) }()
-	defer func() { stopSink(); <-sinkDone }() // the last lines reach the log before it closes
+	defer func() { stopSink(); <-sinkDone; sink.close() }() // the last lines reach the log before it closes
 	logger := slog.New(flushingHandler{slog.NewTextHandler(sink, nil), sink})
 	opts.setLogDefault(logger)
 
@@ -310,6 +309,15 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	watcher := &configWatcher{path: opts.configPath, log: logger, h: h, inUse: parentName, restartOnly: fileRestartOnly}
+	if cfg.LogFile != "" {
+		watcher.onHUP = func() {
+			if err := sink.reopen(cfg.LogFile); err != nil {
+				logger.Error("log file not reopened; still writing to the one open", "file", cfg.LogFile, "err", err)
+				return
+			}
+			logger.Info("log file reopened", "file", cfg.LogFile)
+		}
+	}
 	watcher.last = configInfo
 	go watcher.run(watchCtx, hup)
 	// Bound the heap: the cache holds up to CacheSize bytes, ristretto's
