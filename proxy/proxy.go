@@ -190,8 +190,13 @@ func New(opts Options) (*Handler, error) {
 		if err != nil {
 			return nil, err
 		}
-		infoFrom(req.Context()).status = http.StatusOK
-		return h.tunnels.open(c), nil
+		info := infoFrom(req.Context())
+		info.status, info.tunnel = http.StatusOK, true
+		// The tunnel outlives the request: its access-log line is
+		// written when it closes, with what it carried and how long.
+		return h.tunnels.open(c, func(read int64) {
+			h.accessLog(req, http.StatusOK, read, info, info.start)
+		}), nil
 	}
 	gp.ConnectionErrHandler = h.connectError
 	gp.Verbose = false
@@ -224,10 +229,13 @@ func New(opts Options) (*Handler, error) {
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	info := &reqInfo{outcome: "-"}
+	info := &reqInfo{outcome: "-", start: start}
 	lw := &logWriter{ResponseWriter: w, writeTimeout: h.clientWriteTimeout}
 	defer lw.clearDeadline()
 	defer func() {
+		if info.tunnel {
+			return // logged when the tunnel closes
+		}
 		status := lw.status
 		if status == 0 {
 			status = info.status // a CONNECT: goproxy wrote on the raw connection

@@ -645,8 +645,30 @@ func TestConnectTunnel(t *testing.T) {
 	var pr PortRange
 	fmt.Sscan(port, &pr.Lo)
 	pr.Hi = pr.Lo
-	p := newTestProxy(t, Options{TunnelAllowedPorts: []PortRange{pr}})
-	openTunnel(t, p, ln.Addr().String()) // CONNECT answered 200, and "ping" echoed
+	logs := make(chan slog.Record, 64)
+	p := newTestProxy(t, Options{TunnelAllowedPorts: []PortRange{pr}, Logger: slog.New(recordHandler{logs})})
+	c, _ := openTunnel(t, p, ln.Addr().String()) // CONNECT answered 200, and "ping" echoed
+	c.Close()
+
+	// Its access-log line comes when the tunnel closes, with the bytes
+	// the client was sent.
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case r := <-logs:
+			if r.Message != AccessLogMessage {
+				continue
+			}
+			attrs := map[string]string{}
+			r.Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value.String(); return true })
+			if attrs["method"] != "CONNECT" || attrs["status"] != "200" || attrs["bytes"] != "4" {
+				t.Errorf("access log line %v, want CONNECT, status 200, 4 bytes", attrs)
+			}
+			return
+		case <-timeout:
+			t.Fatal("no access-log line within 10 s of closing the tunnel")
+		}
+	}
 }
 
 func TestHeadDoesNotDisturbStoredGet(t *testing.T) {

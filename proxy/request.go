@@ -22,9 +22,9 @@ type reqInfo struct {
 	source  string // "cache" or "upstream": where the body bytes came from
 	status  int    // for CONNECT, whose response goproxy writes on the raw connection
 	// intercepted marks a request read inside an intercepted tunnel,
-	// which does not pass through ServeHTTP; start is when it was read.
+	// which does not pass through ServeHTTP.
 	intercepted bool
-	start       time.Time
+	start       time.Time // when the request was read
 
 	// What answerFromCache found, so the lookup is not repeated.
 	looked bool
@@ -34,6 +34,9 @@ type reqInfo struct {
 
 	// bodyErr is why the response body failed part way (checkedBody).
 	bodyErr error
+	// tunnel is set once a CONNECT tunnel is open; its access-log line is
+	// written when it closes.
+	tunnel bool
 }
 
 type infoKey struct{}

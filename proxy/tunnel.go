@@ -14,6 +14,7 @@ type idleConn struct {
 	net.Conn
 	idle      time.Duration
 	last      atomic.Int64 // unix nanoseconds of the last deadline refresh
+	read      atomic.Int64 // bytes read from upstream: what the client was sent
 	onClose   func()
 	closeOnce sync.Once
 }
@@ -27,7 +28,13 @@ func (c *idleConn) extend() {
 	}
 }
 
-func (c *idleConn) Read(p []byte) (int, error)  { c.extend(); return c.Conn.Read(p) }
+func (c *idleConn) Read(p []byte) (int, error) {
+	c.extend()
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
+}
+
 func (c *idleConn) Write(p []byte) (int, error) { c.extend(); return c.Conn.Write(p) }
 
 // CloseWrite and CloseRead keep the half-close that goproxy's tunnel copy
@@ -62,10 +69,16 @@ type tunnelSet struct {
 	changed chan struct{}          // protects: mu; closed when a tunnel ends
 }
 
-// open tracks c as a new tunnel's upstream connection.
-func (s *tunnelSet) open(c net.Conn) *idleConn {
+// open tracks c as a new tunnel's upstream connection; closed is called
+// once when it closes, with the bytes read from it.
+func (s *tunnelSet) open(c net.Conn, closed func(read int64)) *idleConn {
 	ic := &idleConn{Conn: c, idle: tunnelIdle}
-	ic.onClose = func() { s.remove(ic) }
+	ic.onClose = func() {
+		s.remove(ic)
+		if closed != nil {
+			closed(ic.read.Load())
+		}
+	}
 	s.mu.Lock()
 	if s.conns == nil {
 		s.conns = map[*idleConn]struct{}{}
