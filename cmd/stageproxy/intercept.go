@@ -20,7 +20,7 @@ func interceptOptions(cfg *config.Config) (*proxy.Intercept, *x509.CertPool, err
 	if cfg.UpstreamCA != "" {
 		data, err := os.ReadFile(cfg.UpstreamCA)
 		if err != nil {
-			return nil, nil, fmt.Errorf("--upstream-ca: %w", err)
+			return nil, nil, usageErrorf("--upstream-ca: %v", err)
 		}
 		if roots, err = x509.SystemCertPool(); err != nil {
 			roots = x509.NewCertPool()

@@ -112,7 +112,7 @@ or KiB, MiB, GiB (powers of 1024), e.g. 100MB or 64MiB.`,
 	fl.StringVar(&f.cacheSize, "cache-size", "", "bytes the cache may hold, SIZE (overrides cacheSize; default 100MB)")
 	fl.StringVar(&f.maxObjectSize, "max-object-size", "", "largest response body stored, SIZE (overrides maxObjectSize; default 32MiB, at most half the cache)")
 	fl.StringVar(&f.logFile, "log-file", "", "append the log to FILE instead of standard error (overrides logFile)")
-	fl.StringVar(&f.mitmCA, "mitm-ca", "", "directory of the CA made by `ca init`: intercept HTTPS to --mitm-hosts with it")
+	fl.StringVar(&f.mitmCA, "mitm-ca", "", "`DIR` of the CA that 'stageproxy ca init' made: intercept HTTPS to --mitm-hosts with it")
 	fl.StringVar(&f.mitmHosts, "mitm-hosts", "", "hosts whose HTTPS is intercepted and cached: names and *.suffix, comma-separated")
 	fl.StringVar(&f.upstreamCA, "upstream-ca", "", "PEM file of CAs to trust for origins, besides the system roots")
 	return cmd
@@ -344,7 +344,7 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 		return fmt.Errorf("serve on %s: %w", addr, err)
 	case <-ctx.Done():
 	}
-	logger.Info("shutting down", "timeout", shutdownTimeout)
+	logger.Info("shutting down; a second signal stops at once", "timeout", shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
