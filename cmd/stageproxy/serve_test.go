@@ -174,7 +174,7 @@ func TestServeRun(t *testing.T) {
 	out := log.String()
 	for _, want := range []string{
 		"level=WARN msg=\"" + conf + ":2: polipo variable diskCacheRoot is not implemented by stageproxy; ignored\"",
-		"msg=\"shutting down\"",
+		"msg=\"shutting down; a second signal stops at once\"",
 		"msg=stopped",
 	} {
 		if !strings.Contains(out, want) {
