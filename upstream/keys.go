@@ -45,6 +45,13 @@ var (
 // HOST:PORT)` (see config.Config.KeyError). They never contain a password.
 func FromKeys(c *config.Config) (Config, error) {
 	var cfg Config
+	switch strings.ToLower(c.SocksProxyType) {
+	case "", "socks4", "socks4a", "socks5":
+	default:
+		// Checked even without a SOCKS parent, so that the file does
+		// not break only later, when someone adds one.
+		return Config{}, c.KeyError(keySocksProxyType, fmt.Errorf("unsupported value %q (want socks4, socks4a or socks5)", c.SocksProxyType))
+	}
 	if c.ParentProxy != "" {
 		addr, err := parseKeyAddr(c.ParentProxy, keyParentAuthCredentials)
 		if err != nil {
@@ -91,9 +98,7 @@ func FromKeys(c *config.Config) (Config, error) {
 			}
 			p.User = c.SocksUserName
 			credKey = keySocksUserName
-		default:
-			return Config{}, c.KeyError(keySocksProxyType, fmt.Errorf("unsupported value %q (want socks4, socks4a or socks5)", c.SocksProxyType))
-		}
+		} // other values were refused above
 		if err := p.Validate(); err != nil {
 			return Config{}, c.KeyError(credKey, err)
 		}

@@ -86,6 +86,8 @@ func TestFromKeysErrors(t *testing.T) {
 			`t.conf:1: socksParentProxy: IPv6 host in "fd00::1:1080" needs brackets (want HOST:PORT, e.g. [fd00::1]:3128)`},
 		{"socksParentProxy = s:1080\nsocksProxyType = socks6\n",
 			`t.conf:2: socksProxyType: unsupported value "socks6" (want socks4, socks4a or socks5)`},
+		{"socksProxyType = socks6\n", // no SOCKS parent yet
+			`t.conf:1: socksProxyType: unsupported value "socks6" (want socks4, socks4a or socks5)`},
 		{"socksParentProxy = s:1080\nsocksAuthCredentials = secret\n",
 			`t.conf:2: socksAuthCredentials: no ":" between user and password (want "user:pass" for socks5; the value is not shown)`},
 		{"socksParentProxy = s:1080\nsocksProxyType = socks4\nsocksAuthCredentials = bob:secret\n",
