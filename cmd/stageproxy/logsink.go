@@ -42,6 +42,16 @@ func (s *logSink) reopen(path string) error {
 	if err != nil {
 		return err
 	}
+	s.swap(f)
+	return nil
+}
+
+// close flushes and closes the log file, if any.
+func (s *logSink) close() { s.swap(nil) }
+
+// swap flushes what is buffered, closes the log file written so far and
+// goes on with f (or with nothing more, when f is nil).
+func (s *logSink) swap(f *os.File) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.bw.Flush()
@@ -49,18 +59,8 @@ func (s *logSink) reopen(path string) error {
 		s.file.Close()
 	}
 	s.file = f
-	s.bw.Reset(f)
-	return nil
-}
-
-// close flushes and closes the log file, if any.
-func (s *logSink) close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.bw.Flush()
-	if s.file != nil {
-		s.file.Close()
-		s.file = nil
+	if f != nil {
+		s.bw.Reset(f)
 	}
 }
 
