@@ -219,14 +219,17 @@ func (h *Handler) forward(req *http.Request, info *reqInfo, status string) (*htt
 
 // upstreamError turns a failed fetch into the response the client gets.
 func (h *Handler) upstreamError(req *http.Request, info *reqInfo, rt *route, err error) *http.Response {
+	reason := errorReason(req.URL.Host, rt.parentFor(req), err)
 	if req.Context().Err() != nil && errors.Is(err, context.Canceled) {
 		info.outcome = "client-gone"
 	} else {
 		info.outcome = "error"
 		h.metrics.upstreamErrors.Inc()
-		h.log.Warn("upstream failed", "url", req.URL.Redacted(), "err", err)
+		// The client's one-line reason, which names the parent or the
+		// origin, rather than Go's error chain ("proxyconnect tcp: …").
+		h.log.Warn("upstream failed", "url", req.URL.Redacted(), "reason", reason)
 	}
-	return errorResponse(req, errorStatus(err), errorReason(req.URL.Host, rt.parentFor(req), err))
+	return errorResponse(req, errorStatus(err), reason)
 }
 
 // fetchShared answers req through a flight for key: joining one under way

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -97,7 +98,8 @@ func TestParentErrorsReachClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newTestProxy(t, Options{TunnelAllowedPorts: []PortRange{{1, 65535}}})
+	logs := make(chan slog.Record, 64)
+	p := newTestProxy(t, Options{TunnelAllowedPorts: []PortRange{{1, 65535}}, Logger: slog.New(recordHandler{logs})})
 	p.h.SetUpstream(d, d.String())
 	want := "parent proxy socks5://" + deadAddr + " unreachable"
 
@@ -105,6 +107,7 @@ func TestParentErrorsReachClients(t *testing.T) {
 	if resp.StatusCode != http.StatusBadGateway || !strings.HasPrefix(body, want) || strings.Contains(body, "secret") {
 		t.Errorf("GET: %d %q, want 502 starting %q", resp.StatusCode, body, want)
 	}
+	checkUpstreamFailedLog(t, logs, want)
 
 	c, err := net.Dial("tcp", p.url.Host)
 	if err != nil {
@@ -242,4 +245,46 @@ func TestParentLoopGets508(t *testing.T) {
 	if n := o.count("/loop"); n != 0 {
 		t.Errorf("origin saw %d requests, want 0", n)
 	}
+}
+
+// checkUpstreamFailedLog wants the "upstream failed" line already logged
+// to give the client's reason (starting want), not Go's error chain
+// ("proxyconnect tcp: …"), and no credential.
+func checkUpstreamFailedLog(t *testing.T, logs <-chan slog.Record, want string) {
+	t.Helper()
+	for {
+		select {
+		case r := <-logs:
+			if r.Message != "upstream failed" {
+				continue
+			}
+			r.Attrs(func(a slog.Attr) bool {
+				if v := a.Value.String(); strings.Contains(v, "proxyconnect") || strings.Contains(v, "secret") ||
+					(a.Key == "reason" && !strings.HasPrefix(v, want)) {
+					t.Errorf("log attribute %s=%q, want the client's reason %q", a.Key, v, want)
+				}
+				return true
+			})
+			return
+		default:
+			t.Fatal("no \"upstream failed\" log line")
+		}
+	}
+}
+
+// TestDeadHTTPParentIsLoggedAsTheClientSeesIt: with an HTTP parent that
+// refuses connections, the log line names the parent as the error page
+// does.
+func TestDeadHTTPParentIsLoggedAsTheClientSeesIt(t *testing.T) {
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadURL := &url.URL{Scheme: "http", Host: dead.Addr().String(), User: url.UserPassword("u", "secret")}
+	dead.Close()
+	logs := make(chan slog.Record, 64)
+	p := newTestProxy(t, Options{Logger: slog.New(recordHandler{logs})})
+	p.h.SetUpstream(staticUpstream{deadURL}, deadURL.Host)
+	want := "parent proxy " + deadURL.Host + " unreachable"
+	if resp, body := p.get(t, "http://127.0.0.1:9/x"); resp.StatusCode != http.StatusBadGateway || !strings.HasPrefix(body, want) {
+		t.Errorf("GET: %d %q, want 502 starting %q", resp.StatusCode, body, want)
+	}
+	checkUpstreamFailedLog(t, logs, want)
 }
