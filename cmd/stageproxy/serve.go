@@ -297,6 +297,9 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 	}
 	logger.Info("upstream proxy", "parent", parentName)
 	logger.Info("cache", "cacheSize", cfg.CacheSize, "maxObjectSize", maxObject)
+	if intercept != nil {
+		logger.Info("intercepting HTTPS", "hosts", cfg.MitmHosts, "ca", cfg.MitmCA)
+	}
 	if maxObject < cfg.MaxObjectSize {
 		logger.Warn("maxObjectSize is capped at half the cache", "maxObjectSize", cfg.MaxObjectSize, "cacheSize", cfg.CacheSize, "largest body stored", maxObject)
 	}

@@ -220,3 +220,18 @@ func TestMaxObjectSizeCapIsLogged(t *testing.T) {
 		t.Errorf("cap warning does not name the configured maxObjectSize: %q", line)
 	}
 }
+
+// TestInterceptionIsLogged: the start says which hosts are intercepted,
+// and with which CA.
+func TestInterceptionIsLogged(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ca")
+	var stdout, stderr bytes.Buffer
+	if code := runEnv(t.Context(), []string{"ca", "init", "--out", dir}, strings.NewReader(""), &stdout, &stderr, func(string) string { return "" }); code != 0 {
+		t.Fatalf("ca init: exit %d: %s", code, stderr.String())
+	}
+	conf := writeFile(t, "stageproxy.conf", "mitmCA = "+dir+"\nmitmHosts = pypi.org, files.pythonhosted.org\n")
+	_, _, log, _ := startServe(t, conf, nil)
+	if line := waitLog(t, log, "intercepting HTTPS"); !strings.Contains(line, "pypi.org, files.pythonhosted.org") || !strings.Contains(line, dir) {
+		t.Errorf("interception log line %q, want the hosts and %s", line, dir)
+	}
+}
