@@ -896,3 +896,23 @@ func TestCacheStatusFwdForResponseNoCache(t *testing.T) {
 		}
 	}
 }
+
+// TestAgeOverflowSent: an origin Age beyond 2^31 reaches the client as
+// 2147483648 (RFC 9111 §5.1), and the response is stale on arrival.
+func TestAgeOverflowSent(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Age", "99999999999999999999")
+		fmt.Fprint(w, "a")
+	})
+	p := newTestProxy(t, Options{})
+	for i := range 2 {
+		resp, _ := p.get(t, o.URL+"/a")
+		if got := resp.Header.Get("Age"); got != "2147483648" {
+			t.Errorf("fetch %d: Age %q, want 2147483648", i+1, got)
+		}
+	}
+	if n := o.count("/a"); n != 2 {
+		t.Errorf("origin saw %d requests, want 2 (stale on arrival)", n)
+	}
+}
