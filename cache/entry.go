@@ -44,6 +44,9 @@ type Entry struct {
 // headers. Call it before handing e to Cache.Set; Check works without it,
 // only slower.
 func (e *Entry) Prepare() {
+	if e.prepared {
+		return
+	}
 	e.initialAge = CurrentAge(e.Header, e.RequestTime, e.ResponseTime, e.ResponseTime)
 	e.lifetime = FreshnessLifetime(e.Status, e.Header, e.ResponseTime)
 	e.noCache = ParseCacheControl(e.Header).Has("no-cache")

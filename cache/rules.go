@@ -107,6 +107,20 @@ func (cc CacheControl) Seconds(name string) (time.Duration, bool) {
 	return parseDelta(v)
 }
 
+// MaxAge is the Age a cache sends when an age it received, or computed,
+// overflows (RFC 9111 §5.1): 2^31 seconds.
+const MaxAge = maxDelta
+
+// ClampAge replaces an Age value in h that overflows with 2147483648, as a
+// cache forwarding it must (RFC 9111 §5.1).
+func ClampAge(h http.Header) {
+	if vs := h["Age"]; len(vs) == 1 {
+		if d, ok := parseDelta(strings.TrimSpace(vs[0])); ok && d >= maxDelta {
+			h["Age"] = []string{strconv.FormatInt(int64(maxDelta/time.Second), 10)}
+		}
+	}
+}
+
 // parseDelta parses delta-seconds = 1*DIGIT (RFC 9111 §1.2.2).
 func parseDelta(v string) (time.Duration, bool) {
 	if v == "" {

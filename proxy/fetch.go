@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -189,7 +188,7 @@ func (h *Handler) entryResponse(req *http.Request, e *cache.Entry, age time.Dura
 			resp.Body = io.NopCloser(bytes.NewReader(e.Body))
 		}
 	}
-	hdr["Age"] = []string{strconv.FormatInt(min(int64(age/time.Second), maxAge), 10)}
+	hdr["Age"] = []string{strconv.FormatInt(int64(min(age, cache.MaxAge)/time.Second), 10)}
 	hdr["Via"] = append(slices.Clip(e.Header["Via"]), viaValue)
 	hdr["Cache-Status"] = append(slices.Clip(e.Header["Cache-Status"]), status)
 	resp.Header = hdr
@@ -373,31 +372,10 @@ func (h *Handler) land(f *flight, registered bool) {
 	h.mu.Unlock()
 }
 
-// maxAge is the Age a cache sends when an age overflows (RFC 9111 §5.1,
-// §1.2.2: 2^31).
-const maxAge = 1 << 31
-
-// ageOverflows reports whether v, an Age value, is a number above maxAge.
-func ageOverflows(v string) bool {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		if v[i] < '0' || v[i] > '9' {
-			return false
-		}
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	return err != nil || n > maxAge // err: out of int64's range
-}
-
 // streamResponse is the client's copy of a fetched response head with body.
 func (h *Handler) streamResponse(req *http.Request, up *http.Response, body io.ReadCloser, status string) *http.Response {
 	hdr := up.Header.Clone()
-	if ages := hdr["Age"]; len(ages) == 1 && ageOverflows(ages[0]) {
-		hdr["Age"] = []string{strconv.FormatInt(maxAge, 10)}
-	}
+	cache.ClampAge(hdr)
 	hdr["Via"] = append(hdr["Via"], viaValue)
 	// Caches along the way each add their entry; the one closest to the
 	// client comes last (RFC 9211 §2).

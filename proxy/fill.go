@@ -173,14 +173,9 @@ func (h *Handler) fill(req *http.Request, f *flight, stale *cache.Entry, fwd str
 		resp.Body.Close()
 		f.release()
 		if err == nil && f.storing {
-			e := &cache.Entry{
-				Status:       resp.StatusCode,
-				Header:       storedHeader,
-				Body:         f.buf,
-				RequestTime:  reqTime,
-				ResponseTime: respTime,
-			}
-			if h.storeChecked(req, resp, ex, f.key, e) {
+			e := *f.stored // prepared already, for joiners
+			e.Body = f.buf
+			if h.storeChecked(req, resp, ex, f.key, &e) {
 				h.metrics.stored.Inc()
 			}
 		}

@@ -394,10 +394,7 @@ func hostOnly(hostport string) string {
 
 // handleConnect lets CONNECT through to allowed ports only.
 func (h *Handler) handleConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
-	_, portStr, err := net.SplitHostPort(host)
-	if err != nil {
-		portStr = "80" // goproxy appends :80 to a CONNECT without a port
-	}
+	_, portStr, _ := net.SplitHostPort(host) // HOST:PORT: badTarget refused the rest
 	if h.intercepts(host) {
 		// Not held to tunnelAllowedPorts: the proxy speaks HTTP to this
 		// origin itself, as it does for plain-HTTP requests to any port.
